@@ -1,0 +1,151 @@
+"""The `skyscript-db` command line: one subcommand per stage, plus ad hoc SQL and info."""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import duckdb
+import pyarrow.csv
+import pyarrow.parquet
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from skyscript_db import pipeline, readonly
+from skyscript_db.db import DEFAULT_DB, connect
+from skyscript_db.errors import DatabaseError, SkyscriptError
+from skyscript_db.etl import ingest as ingest_stage
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+console = Console(stderr=True)
+
+DbOption = Annotated[Path, typer.Option("--db", help="DuckDB database file.")]
+PbfArgument = Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm.pbf).")]
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
+         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings only.")] = False
+         ) -> None:
+    """Build SkyScript-style image-text datasets from OpenStreetMap in one DuckDB database."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(console=console, show_path=False)])
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Print our errors as one line and exit non-zero, instead of a traceback."""
+    try:
+        yield
+    except (SkyscriptError, duckdb.Error) as e:
+        # DuckDB errors reach here from user SQL; their first line says what is wrong.
+        message = str(e).strip().splitlines()[0]
+        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True, markup=True)
+        raise typer.Exit(1) from e
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[pipeline.ProgressCallback]:
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
+               TextColumn("objects"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+@app.command()
+def ingest(pbf: PbfArgument, db: DbOption = DEFAULT_DB) -> None:
+    """Read PBF into osm_objects, osm_tags, osm_rejects and build_info (replacing earlier ones)."""
+    with _errors(), _progress(f"ingest {pbf.name}") as progress:
+        ingest_stage.check_pbf(pbf)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with connect(db) as con:
+            ingest_stage.ingest(con, pbf, on_progress=progress)
+
+
+@app.command()
+def build(pbf: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm.pbf).")]
+          = pipeline.DEFAULT_PBF,
+          db: DbOption = DEFAULT_DB,
+          force: Annotated[bool, typer.Option(help="Rerun stages that are up to date.")] = False
+          ) -> None:
+    """Run every stage in order, skipping those whose inputs and parameters are unchanged."""
+    with _errors(), _progress(f"build {pbf.name}") as progress:
+        ran = pipeline.build(pbf, db, force=force, on_progress=progress)
+    console.print(f"{db}: ran {', '.join(ran) if ran else 'nothing (up to date)'}", soft_wrap=True,
+                  highlight=False)
+
+
+@app.command("sql")
+def sql_command(
+    query: Annotated[str, typer.Argument(help="SELECT, WITH, DESCRIBE, SHOW, EXPLAIN or SUMMARIZE.")],
+    db: DbOption = DEFAULT_DB,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o",
+                                                   help="Write to this file, not stdout.")] = None,
+) -> None:
+    """Run a read-only query; the database file is never modified."""
+    with _errors():
+        relation = readonly.sql(query, db)
+        if format is Format.table:
+            _emit(str(relation), output)  # DuckDB's box renderer elides the middle of long results
+        elif format is Format.parquet:
+            if output is None:
+                raise SkyscriptError("--format parquet needs --output FILE")
+            pyarrow.parquet.write_table(relation.to_arrow_table(), output)
+        elif format is Format.csv:
+            buffer = io.BytesIO()
+            pyarrow.csv.write_csv(relation.to_arrow_table(), buffer)
+            _emit(buffer.getvalue().decode(), output)
+        else:
+            names = relation.columns
+            lines = (json.dumps(dict(zip(names, row)), default=str) for row in relation.fetchall())
+            _emit("".join(line + "\n" for line in lines), output)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+@app.command()
+def info(db: DbOption = DEFAULT_DB) -> None:
+    """Show build_info, the stage log and every table's row count."""
+    with _errors(), connect(db, read_only=True) as con:
+        if not con.sql("select count(*) from duckdb_tables() where table_name = 'build_info'").fetchone()[0]:
+            raise DatabaseError(f"{db}: no build_info table; build it with `skyscript-db build`")
+        out = Console()
+        for title, query in (
+            ("build_info", "select key, value from build_info order by key"),
+            ("stages", "select stage, finished_at, round(seconds, 2) as seconds, rows_in, rows_out "
+                       "from stage_runs order by finished_at"),
+            ("tables", "select table_name, estimated_size as rows from duckdb_tables() "
+                       "where not temporary order by table_name"),
+        ):
+            relation = con.sql(query)
+            table = Table(title=title, title_justify="left")
+            for column in relation.columns:
+                table.add_column(column)
+            for row in relation.fetchall():
+                table.add_row(*(str(v) for v in row))
+            out.print(table)

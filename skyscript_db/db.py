@@ -1,0 +1,51 @@
+"""Open DuckDB connections with the spatial extension loaded offline, from its PyPI wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from skyscript_db.errors import DatabaseError, ExtensionError
+
+DEFAULT_DB = Path("data/skyscript.duckdb")
+
+SPATIAL_FIX = (
+    "install the wheels that match duckdb {version}: "
+    "pip install 'duckdb=={plain}' 'duckdb-extensions=={plain}' 'duckdb-extension-spatial=={plain}'"
+)
+
+
+def connect(path: str | Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database at `path` (in memory when None) with the spatial extension loaded.
+
+    The extension comes from the `duckdb-extension-spatial` wheel; automatic installs from the
+    network are switched off, so a broken install fails here with a message naming the fix.
+    """
+    if read_only and path is not None and not Path(path).exists():
+        raise DatabaseError(f"{path}: no such database; build it first with `skyscript-db build`")
+    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    con = duckdb.connect(":memory:" if path is None else str(path), read_only=read_only,
+                         config=config)
+    try:
+        load_spatial(con)
+    except ExtensionError:
+        con.close()
+        raise
+    return con
+
+
+def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
+    """Load the spatial extension into `con` from the local wheel, never from the network."""
+    version = duckdb.__version__
+    fix = SPATIAL_FIX.format(version=version, plain=version.lstrip("v"))
+    try:
+        import duckdb_extensions
+
+        duckdb_extensions.import_extension("spatial", con=con)
+        con.execute("load spatial")
+    except ModuleNotFoundError as e:
+        raise ExtensionError(f"DuckDB spatial extension is not installed ({e.name}); {fix}") from e
+    except (duckdb.Error, OSError) as e:
+        first_line = str(e).strip().splitlines()[0]
+        raise ExtensionError(f"DuckDB spatial extension failed to load ({first_line}); {fix}") from e

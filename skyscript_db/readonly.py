@@ -1,0 +1,67 @@
+"""Ad hoc SQL that can only read: checked with sqlglot before it reaches DuckDB, then run on a
+read-only connection, so the database file is never modified."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from skyscript_db.db import DEFAULT_DB, connect
+from skyscript_db.errors import ReadOnlyViolation
+
+# Statement kinds a reader may run. sqlglot parses EXPLAIN as a Command, whose inner statement is
+# checked in turn (EXPLAIN ANALYZE runs it).
+_READ_KINDS = (exp.Query, exp.Describe, exp.Show, exp.Summarize)
+_WRITE_NODES = (exp.DML, exp.Create, exp.Drop, exp.Alter, exp.Copy)
+_ALLOWED = "SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE"
+
+
+def check_read_only(query: str) -> None:
+    """Raise ReadOnlyViolation unless every statement in `query` only reads."""
+    sqlglot_log = logging.getLogger("sqlglot")
+    level = sqlglot_log.level
+    sqlglot_log.setLevel(logging.ERROR)  # it warns when it falls back to Command for EXPLAIN
+    try:
+        statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as e:
+        raise ReadOnlyViolation(f"could not parse the query: {str(e).splitlines()[0]}") from e
+    finally:
+        sqlglot_log.setLevel(level)
+    if not statements:
+        raise ReadOnlyViolation("empty query")
+    for statement in statements:
+        _check_statement(statement)
+
+
+def _check_statement(statement: exp.Expression) -> None:
+    if isinstance(statement, exp.Command) and statement.name.upper() == "EXPLAIN":
+        inner = statement.expression.name.strip()
+        if inner.upper().startswith("ANALYZE"):
+            inner = inner[len("ANALYZE"):]
+        check_read_only(inner)
+        return
+    if not isinstance(statement, _READ_KINDS):
+        kind = statement.sql(dialect="duckdb").split(maxsplit=1)[0]
+        raise ReadOnlyViolation(f"only read statements are allowed ({_ALLOWED}), not {kind.upper()}")
+    for node in statement.walk():
+        if isinstance(node, _WRITE_NODES):
+            raise ReadOnlyViolation(
+                f"only read statements are allowed ({_ALLOWED}), found {node.key.upper()} inside"
+            )
+
+
+def sql(query: str, db: str | Path | None = None) -> duckdb.DuckDBPyRelation:
+    """Run a read-only query on the database (default data/skyscript.duckdb); returns a relation.
+
+    >>> sql("DROP TABLE osm_objects")
+    Traceback (most recent call last):
+    ...
+    skyscript_db.errors.ReadOnlyViolation: only read statements are allowed (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE), not DROP
+    """
+    check_read_only(query)
+    con = connect(db or DEFAULT_DB, read_only=True)
+    return con.sql(query)

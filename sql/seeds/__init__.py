@@ -1,0 +1,1 @@
+"""Seed tables as CSV, editable data that SQL stages load."""

@@ -1,0 +1,75 @@
+"""The skyscript-db command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from skyscript_db.cli import app
+
+from conftest import HELSINKI, shared_extract
+
+runner = CliRunner()
+COMMANDS = ["ingest", "build", "sql", "info"]
+
+
+@pytest.mark.parametrize("command", [[]] + [[c] for c in COMMANDS])
+def test_help_on_every_command(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_build_then_skip_when_up_to_date(tmp_path):
+    db = tmp_path / "b.duckdb"
+    pbf = str(shared_extract(HELSINKI))
+    first = runner.invoke(app, ["build", pbf, "--db", str(db)])
+    second = runner.invoke(app, ["build", pbf, "--db", str(db)])
+    assert first.exit_code == 0 and "ran ingest" in first.output
+    assert second.exit_code == 0 and "up to date" in second.output
+
+
+def test_sql_formats(helsinki_db, tmp_path):
+    query = "select kind, count(*) as n from osm_objects group by kind order by kind"
+    table = runner.invoke(app, ["sql", query, "--db", str(helsinki_db)])
+    csv = runner.invoke(app, ["sql", query, "--db", str(helsinki_db), "-f", "csv"])
+    lines = runner.invoke(app, ["sql", query, "--db", str(helsinki_db), "-f", "json"])
+    out = tmp_path / "kinds.parquet"
+    parquet = runner.invoke(app, ["sql", query, "--db", str(helsinki_db), "-f", "parquet", "-o", str(out)])
+    assert table.exit_code == csv.exit_code == lines.exit_code == parquet.exit_code == 0
+    assert "polygon" in table.output
+    assert csv.output.splitlines()[0] == '"kind","n"'
+    rows = [json.loads(line) for line in lines.output.splitlines()]
+    assert [r["kind"] for r in rows] == ["line", "point", "polygon"] and all(r["n"] > 0 for r in rows)
+    import pyarrow.parquet as pq
+    assert pq.read_table(out).num_rows == 3
+
+
+def test_info_lists_build_and_tables(helsinki_db):
+    result = runner.invoke(app, ["info", "--db", str(helsinki_db)])
+    assert result.exit_code == 0
+    for word in ("source_sha256", "attribution", "osm_objects", "osm_rejects", "ingest"):
+        assert word in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ingest", "/no/such.osm.pbf"], "error: /no/such.osm.pbf: no such file"),
+    (["sql", "drop table osm_objects"], "error: only read statements are allowed"),
+    (["sql", "select nope from osm_objects"], "error: Binder Error"),
+    (["info"], "no build_info table"),
+])
+def test_errors_are_one_line_with_nonzero_exit(tmp_path, helsinki_db, args, message):
+    db = helsinki_db if args[0] == "sql" else tmp_path / "empty.duckdb"
+    if args[0] == "info":
+        import skyscript_db
+        skyscript_db.connect(db).close()
+    # A real process, so stderr and the exit code are what a shell sees.
+    proc = subprocess.run([sys.executable, "-m", "skyscript_db", *args, "--db", str(db)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr

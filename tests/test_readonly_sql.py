@@ -1,0 +1,60 @@
+"""Ad hoc SQL reads and never writes: refused before DuckDB sees it, and the file is untouched."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+import skyscript_db
+from skyscript_db.errors import ReadOnlyViolation
+
+READS = [
+    "select count(*) from osm_objects",
+    "with b as (select * from osm_tags where key = 'building') select count(*) from b",
+    "from osm_objects limit 1",
+    "describe osm_objects",
+    "show tables",
+    "summarize osm_tags",
+    "explain select * from osm_objects",
+    "select count(*) from osm_objects; select 1",
+    "select * from osm_tags where value = '''; drop table osm_tags; --'",
+]
+WRITES = [
+    "drop table osm_objects",
+    "delete from osm_objects",
+    "update osm_tags set value = 'x'",
+    "insert into osm_tags values ('node', 1, 'a', 'b')",
+    "create table t as select 1",
+    "select 1; drop table osm_objects",
+    "with x as (delete from osm_objects returning *) select * from x",
+    "explain analyze delete from osm_objects",
+    "copy osm_objects to '/tmp/out.csv'",
+    "attach '/tmp/other.duckdb' as other",
+    "install spatial",
+    "set threads = 1",
+    "pragma version",
+    "checkpoint",
+    "call pragma_version()",
+    "alter table osm_tags rename to t",
+    "",
+]
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("query", READS)
+def test_reads_run(helsinki_db, query):
+    before = sha256(helsinki_db)
+    skyscript_db.sql(query, db=helsinki_db).fetchall()
+    assert sha256(helsinki_db) == before
+
+
+@pytest.mark.parametrize("query", WRITES)
+def test_writes_are_refused_before_reaching_duckdb(helsinki_db, query):
+    before = sha256(helsinki_db)
+    with pytest.raises(ReadOnlyViolation):
+        skyscript_db.sql(query, db=helsinki_db)
+    assert sha256(helsinki_db) == before

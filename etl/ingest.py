@@ -91,31 +91,32 @@ class _IngestBody:
     def __call__(self, con: duckdb.DuckDBPyConnection) -> StageResult:
         q = queries.load("00_ingest.sql")
         timings: dict[str, float] = {}
-        with _timed(timings, "read_tags_s"), _input_errors(self.path):
+        done, expected = 0, None
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done += n
+            if self.on_progress:
+                self.on_progress(done, max(done, expected or 0) or None)
+
+        with (_timed(timings, "read_s"), _input_errors(self.path),
+              osm.GeometryStream(self.path, location_index=self.location_index,
+                                 on_progress=progress) as stream):
+            # pyosmium builds geometries in its own thread from here on, while DuckDB reads tags.
             q["read_elements"].run(con, path=str(self.path))
-        counts = con.execute(
-            "select count(*) filter (osm_type <> 'node'), count(*) from ingest_elements"
-        ).fetchone()
-        expected, tagged = counts[0], counts[1]
-        with _timed(timings, "build_geometries_s"), _input_errors(self.path):
+            q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
+            q["points"].run(con)
+            q["point_tags"].run(con)
+            expected, tagged = con.execute(
+                "select count(*) filter (osm_type <> 'node'), count(*) from ingest_elements"
+            ).fetchone()
             q["create_geometries"].run(con)
-            done = 0
-
-            def progress(n: int) -> None:
-                nonlocal done
-                done += n
-                if self.on_progress:
-                    self.on_progress(done, max(done, expected))
-
-            stream = osm.geometry_reader(self.path, location_index=self.location_index,
-                                         on_progress=progress)
-            con.register("geometry_stream", stream)
+            con.register("geometry_stream", stream.reader)
             try:
                 q["load_geometries"].run(con)
             finally:
                 con.unregister("geometry_stream")
         with _timed(timings, "assemble_s"):
-            q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
             for name in ("classify", "objects", "tags", "rejects", "area_rules"):
                 q[name].run(con)
         row = q["counts"].run(con).fetchone()

@@ -8,6 +8,8 @@ object that reaches Python costs one WKB call and a few list appends.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,7 +36,7 @@ DEFAULT_LOCATION_INDEX = "flex_mem"
 
 def geometry_batches(
     path: Path,
-    batch_rows: int = 65_536,
+    batch_rows: int = 16_384,
     location_index: str = DEFAULT_LOCATION_INDEX,
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
@@ -90,9 +92,55 @@ def _batch(columns: tuple[list, ...]) -> pa.RecordBatch:
     )
 
 
-def geometry_reader(path: Path, **kwargs) -> pa.RecordBatchReader:
-    """A streaming reader over geometry_batches, for DuckDB to consume batch by batch."""
-    return pa.RecordBatchReader.from_batches(GEOMETRY_SCHEMA, geometry_batches(path, **kwargs))
+class GeometryStream:
+    """geometry_batches running in a background thread, a few batches ahead of its consumer.
+
+    pyosmium starts at once, so it builds geometries while DuckDB (which releases the GIL) reads
+    tags or processes earlier batches. Use as a context manager: leaving it stops the thread.
+    `reader` is the Arrow stream for DuckDB; errors of the thread re-raise in the consumer.
+    """
+
+    def __init__(self, path: Path, depth: int = 8, **kwargs) -> None:
+        self._slots: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(path, kwargs),
+                                        name="pyosmium", daemon=True)
+        self._thread.start()
+        self.reader = pa.RecordBatchReader.from_batches(GEOMETRY_SCHEMA, self._consume())
+
+    def __enter__(self) -> "GeometryStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _put(self, item: tuple[str, object]) -> None:
+        while not self._stop.is_set():
+            try:
+                self._slots.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def _produce(self, path: Path, kwargs: dict) -> None:
+        try:
+            for batch in geometry_batches(path, **kwargs):
+                if self._stop.is_set():
+                    return
+                self._put(("batch", batch))
+            self._put(("end", None))
+        except BaseException as e:  # handed to the consumer, which raises it
+            self._put(("error", e))
+
+    def _consume(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            kind, value = self._slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
 
 
 def read_header(path: Path) -> dict[str, str]:

@@ -18,18 +18,45 @@ select
 from ST_ReadOSM($path)
 where cardinality(tags) > 0 and kind in ('node', 'way', 'relation');
 
--- name: create_geometries
-create or replace temp table ingest_geometries (
-    osm_type varchar, osm_id bigint, source varchar, wkb_hex varchar, error varchar
-);
-
--- name: load_geometries
-insert into ingest_geometries select * from geometry_stream;
-
 -- name: load_area_rules
 create or replace temp table ingest_area_rules as
 select key, rule, coalesce(string_split(values, ';'), []) as values
 from read_csv($path, header = true, columns = {'key': 'varchar', 'rule': 'varchar', 'values': 'varchar'});
+
+-- name: points
+-- Points need no pyosmium: they are written while pyosmium builds the other geometries.
+create or replace table osm_objects as
+select osm_type, osm_id, 'point' as kind, tags, st_point(lon, lat) as geom
+from ingest_elements
+where osm_type = 'node'
+order by osm_id;
+
+-- name: point_tags
+create or replace table osm_tags as
+select osm_type, osm_id, unnest(map_keys(tags)) as key, unnest(map_values(tags)) as value
+from osm_objects;  -- in osm_objects' order
+
+-- name: create_geometries
+create or replace temp table ingest_geometries (
+    osm_type varchar, osm_id bigint, source varchar, geom geometry, valid boolean, error varchar
+);
+
+-- name: load_geometries
+-- Parsing and validity checks run here, on DuckDB's threads, while pyosmium builds the next batch.
+insert into ingest_geometries
+with parsed as (
+    select osm_type, osm_id, source, st_geomfromhexwkb(wkb_hex) as geom, error
+    from geometry_stream
+)
+select
+    osm_type,
+    osm_id,
+    source,
+    -- A polygon of one part is stored as POLYGON, several as MULTIPOLYGON.
+    if(source = 'area' and st_numgeometries(geom) = 1, st_dump(geom)[1].geom, geom) as geom,
+    st_isvalid(geom) as valid,
+    error
+from parsed;
 
 -- name: classify
 create or replace temp table ingest_classified as
@@ -54,13 +81,13 @@ kinds as (
     select
         e.*,
         case
-            when e.osm_type = 'node' then 'point'
             when e.osm_type = 'way' and a.osm_id is not null then 'polygon'
             when e.osm_type = 'way' then 'line'
             when e.tags['type'] in ('multipolygon', 'boundary') then 'polygon'
         end as kind
     from elements as e
     left join area_ways as a on a.osm_type = e.osm_type and a.osm_id = e.osm_id
+    where e.osm_type <> 'node'
 ),
 errors as (
     select osm_type, osm_id, min(error) as error
@@ -74,10 +101,8 @@ built as (
         k.osm_id,
         k.kind,
         k.tags,
-        case
-            when k.kind = 'point' then st_point(k.lon, k.lat)
-            else st_geomfromhexwkb(g.wkb_hex)
-        end as geom,
+        g.geom,
+        g.valid,
         err.error
     from kinds as k
     left join geometries as g
@@ -91,32 +116,31 @@ final as (
         osm_id,
         kind,
         tags,
-        -- A polygon of one part is stored as POLYGON, several as MULTIPOLYGON.
-        if(kind = 'polygon' and st_numgeometries(geom) = 1, st_dump(geom)[1].geom, geom) as geom,
+        geom,
         case
             when kind is null
                 then 'relation type=' || coalesce(tags['type'], '(none)') || ' has no area geometry'
             when geom is null and error is not null then 'no geometry: ' || error
             when geom is null and kind = 'polygon' then 'area assembly failed: broken or incomplete rings'
             when geom is null then 'no geometry'
-            when not st_isvalid(geom) then 'invalid geometry (' || kind || ')'
+            when not valid then 'invalid geometry (' || kind || ')'
         end as reason
     from built
 )
 select * from final;
 
 -- name: objects
-create or replace table osm_objects as
+insert into osm_objects
 select osm_type, osm_id, kind, tags, geom
 from ingest_classified
 where reason is null
 order by osm_type, osm_id;
 
 -- name: tags
-create or replace table osm_tags as
+insert into osm_tags
 select osm_type, osm_id, unnest(map_keys(tags)) as key, unnest(map_values(tags)) as value
 from osm_objects
-order by osm_type, osm_id, key;
+where osm_type <> 'node';
 
 -- name: rejects
 create or replace table osm_rejects as

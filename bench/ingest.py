@@ -101,6 +101,28 @@ def elements(pbf: Path) -> dict[str, int]:
                                      text=True, check=True).stdout)
 
 
+EXTRA_NODES = 2_000_000
+
+
+def with_untagged_nodes(source: Path, target: Path, extra: int) -> Path:
+    """A copy of `source` with `extra` untagged nodes (inside its bbox) added after its own."""
+    import osmium
+    from osmium.osm.mutable import Node
+
+    last_node = 0
+    with osmium.SimpleWriter(str(target)) as writer:
+        for obj in osmium.FileProcessor(str(source)):
+            if obj.is_node():
+                last_node = obj.id
+            elif extra:
+                for i in range(extra):
+                    writer.add_node(Node(id=last_node + 1 + i, version=1,
+                                         location=(24.94 + (i % 1000) * 1e-5, 60.17 + (i // 1000) * 1e-6)))
+                extra = 0
+            writer.add(obj)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
@@ -134,6 +156,10 @@ def main() -> None:
         pbf = OSM / name
         result = repeat(1, lambda db: python_snippet(py, OURS, str(pbf), db))[0]
         scaling.append((name, elements(pbf), result))
+    with tempfile.TemporaryDirectory() as tmp:
+        padded = with_untagged_nodes(OSM / SCALING[0], Path(tmp) / "padded.osm.pbf", EXTRA_NODES)
+        result = repeat(1, lambda db: python_snippet(py, OURS, str(padded), db))[0]
+        scaling.append((f"helsinki + {EXTRA_NODES:,} untagged nodes", elements(padded), result))
 
     write_report(counts, n_input, rows, best, baseline, scaling, args.repeat)
     print(RESULTS.read_text())
@@ -178,7 +204,15 @@ def write_report(counts, n_input, rows, best, baseline, scaling, n_repeat) -> No
         above = (r["rss_mb"] - baseline["rss_mb"]) * 2**20 / c["nodes"]
         lines.append(f"| {name} | {c['nodes']:,} | {c['ways']:,} | {c['relations']:,} | "
                      f"{r['objects']:,} | {r['seconds']:.2f} | {r['rss_mb']:.0f} | {above:,.0f} |")
+    (_, small, r_small), (_, padded, r_padded) = scaling[0], scaling[-1]
+    added = padded["nodes"] - small["nodes"]
+    growth = r_padded["rss_mb"] - r_small["rss_mb"]
     lines += [
+        "",
+        f"Adding {added:,} untagged nodes to the Helsinki extract changes peak RSS by {growth:+.0f} MB "
+        f"({growth * 2**20 / added:.1f} bytes per added node) and ingest time by "
+        f"{r_padded['seconds'] - r_small['seconds']:+.2f} s: untagged nodes cost only the location "
+        "index, which is freed before the SQL stage that sets the peak.",
         "",
         "Node locations live in pyosmium's `flex_mem` index (sparse for extracts, dense array once "
         "node ids are dense, i.e. country or planet files: 8 bytes per node id, no per-object Python "

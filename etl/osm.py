@@ -20,11 +20,11 @@ from osmium.osm import AREA, WAY
 
 GEOMETRY_SCHEMA = pa.schema(
     [
-        ("osm_type", pa.string()),  # 'way' | 'relation'
-        ("osm_id", pa.int64()),
-        ("source", pa.string()),  # 'line' (the way itself) | 'area' (assembled polygon)
+        ("source", pa.string()),  # 'line' (a way itself) | 'area' (an assembled polygon)
+        # A way id for lines; for areas libosmium's area id: 2 * way id, or 2 * relation id + 1.
+        ("id", pa.int64()),
         ("wkb_hex", pa.string()),
-        ("error", pa.string()),  # why no geometry could be built
+        ("error", pa.string()),  # why no geometry could be built (wkb_hex is then null)
     ]
 )
 
@@ -44,9 +44,9 @@ def geometry_batches(
 
     Closed ways yield two rows, a line and an area; which one an object keeps is a tag rule
     decided in SQL. A way whose nodes lie outside a clipped extract yields a row with `error` set.
+    The loop is the hot path: per object one WKB call and two appends, nothing else.
     """
     wkb = osmium.geom.WKBFactory()
-    make_line, make_area = wkb.create_linestring, wkb.create_multipolygon
     processor = (
         osmium.FileProcessor(str(path))
         .with_locations(location_index)
@@ -54,42 +54,47 @@ def geometry_batches(
         .with_filter(EmptyTagFilter())
         .with_filter(EntityFilter(WAY | AREA))
     )
-    columns: tuple[list, ...] = ([], [], [], [], [])
-    types, ids, sources, geoms, errors = columns
+    lines = _Rows("line", wkb.create_linestring)
+    areas = _Rows("area", wkb.create_multipolygon)
     for obj in processor:
-        if obj.is_area():
-            types.append("way" if obj.from_way() else "relation")
-            ids.append(obj.orig_id())
-            sources.append("area")
-            build = make_area
-        else:
-            types.append("way")
-            ids.append(obj.id)
-            sources.append("line")
-            build = make_line
+        rows = areas if obj.is_area() else lines
         try:
-            geoms.append(build(obj))
-            errors.append(None)
+            rows.geoms.append(rows.build(obj))
+            rows.ids.append(obj.id)
         except (osmium.InvalidLocationError, RuntimeError) as e:
-            geoms.append(None)
-            errors.append(str(e) or type(e).__name__)
-        if len(ids) >= batch_rows:
-            yield _batch(columns)
-            if on_progress:
-                on_progress(len(ids))
-            for column in columns:
-                column.clear()
-    if ids:
-        yield _batch(columns)
-        if on_progress:
-            on_progress(len(ids))
+            rows.failed.append((obj.id, str(e) or type(e).__name__))
+        if len(lines.ids) + len(areas.ids) >= batch_rows:
+            yield _batch(lines, areas, on_progress)
+    yield _batch(lines, areas, on_progress)
 
 
-def _batch(columns: tuple[list, ...]) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, GEOMETRY_SCHEMA)],
-        schema=GEOMETRY_SCHEMA,
-    )
+class _Rows:
+    """Column lists for one source; emptied by each batch."""
+
+    def __init__(self, source: str, build: Callable) -> None:
+        self.source, self.build = source, build
+        self.ids: list[int] = []
+        self.geoms: list[str] = []
+        self.failed: list[tuple[int, str]] = []
+
+    def take(self) -> tuple[list, list, list, list]:
+        n_ok, n_failed = len(self.ids), len(self.failed)
+        columns = ([self.source] * (n_ok + n_failed),
+                   self.ids + [i for i, _ in self.failed],
+                   self.geoms + [None] * n_failed,
+                   [None] * n_ok + [e for _, e in self.failed])
+        self.ids, self.geoms, self.failed = [], [], []
+        return columns
+
+
+def _batch(lines: _Rows, areas: _Rows,
+           on_progress: Callable[[int], None] | None) -> pa.RecordBatch:
+    parts = lines.take(), areas.take()
+    arrays = [pa.array(a + b, type=field.type) for a, b, field in zip(*parts, GEOMETRY_SCHEMA)]
+    batch = pa.RecordBatch.from_arrays(arrays, schema=GEOMETRY_SCHEMA)
+    if on_progress:
+        on_progress(batch.num_rows)
+    return batch
 
 
 class GeometryStream:

@@ -45,7 +45,12 @@ create or replace temp table ingest_geometries (
 -- Parsing and validity checks run here, on DuckDB's threads, while pyosmium builds the next batch.
 insert into ingest_geometries
 with parsed as (
-    select osm_type, osm_id, source, st_geomfromhexwkb(wkb_hex) as geom, error
+    select
+        if(source = 'line' or id % 2 = 0, 'way', 'relation') as osm_type,
+        if(source = 'line', id, id // 2) as osm_id,
+        source,
+        st_geomfromhexwkb(wkb_hex) as geom,
+        error
     from geometry_stream
 )
 select

@@ -11,7 +11,7 @@ from skyscript_db.errors import SqlFileError
 
 def test_every_shipped_sql_file_parses_and_names_its_parameters():
     ingest = queries.load("00_ingest.sql")
-    assert list(ingest)[:2] == ["read_elements", "create_geometries"]
+    assert list(ingest)[:3] == ["read_elements", "load_area_rules", "points"]
     assert ingest["read_elements"].params == {"path"}
     assert queries.load("stage_runs.sql")["record"].params >= {"stage", "fingerprint"}
 

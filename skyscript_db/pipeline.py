@@ -1,4 +1,8 @@
-"""The build: every stage in order, each skipped when its inputs and parameters are unchanged."""
+"""The build: every stage in order, each skipped when its inputs and parameters are unchanged.
+
+Fingerprints chain: a stage's fingerprint includes the one of the stage before it, so a change
+upstream (a new extract, an edited rule table, another seed) makes every later stage stale.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +10,72 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
+
+from skyscript_db.config import BuildConfig
 from skyscript_db.db import DEFAULT_DB, connect
+from skyscript_db.errors import DatabaseError
 from skyscript_db.etl import ingest as ingest_stage
-from skyscript_db.stages import last_fingerprint
+from skyscript_db.sql_stages import STAGE_NAMES, STAGES, run_sql_stage
+from skyscript_db.stages import fingerprint, last_fingerprint
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PBF = Path("data/helsinki.osm.pbf")
+ALL_STAGES = (ingest_stage.STAGE, *STAGE_NAMES)
 ProgressCallback = Callable[[int, int], None]
 
 
 def build(
     pbf: str | Path = DEFAULT_PBF,
     db: str | Path = DEFAULT_DB,
+    config: BuildConfig = BuildConfig(),
     force: bool = False,
+    only: str | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> list[str]:
-    """Build or update the database at `db` from `pbf`; returns the names of the stages run."""
+    """Build or update the database at `db` from `pbf`; returns the names of the stages run.
+
+    `only` reruns that one stage whatever its fingerprint (later stages become stale);
+    `force` reruns every stage.
+    """
+    if only is not None and only not in ALL_STAGES:
+        raise DatabaseError(f"no stage {only!r}; stages are {', '.join(ALL_STAGES)}")
     path = Path(pbf)
     ingest_stage.check_pbf(path)
     Path(db).parent.mkdir(parents=True, exist_ok=True)
     ran: list[str] = []
     with connect(db) as con:
         digest = ingest_stage.sha256_of(path)
-        wanted = ingest_stage.ingest_fingerprint(path, digest)
-        if force or last_fingerprint(con, ingest_stage.STAGE) != wanted:
+        upstream = ingest_stage.ingest_fingerprint(path, digest)
+        if _should_run(con, ingest_stage.STAGE, upstream, force, only):
             ingest_stage.ingest(con, path, on_progress=on_progress, digest=digest)
             ran.append(ingest_stage.STAGE)
-        else:
-            log.info("ingest: up to date with %s (sha256 %s…)", path.name, digest[:12])
+        for stage in STAGES:
+            upstream = stage.fingerprint(config, upstream + _local_imagery_state(con, stage.name))
+            if _should_run(con, stage.name, upstream, force, only):
+                run_sql_stage(con, stage, config, upstream)
+                ran.append(stage.name)
     return ran
+
+
+def _should_run(con: duckdb.DuckDBPyConnection, stage: str, wanted: str, force: bool,
+                only: str | None) -> bool:
+    if only is not None:
+        return stage == only
+    if force or last_fingerprint(con, stage) != wanted:
+        return True
+    log.info("%s: up to date", stage)
+    return False
+
+
+def _local_imagery_state(con: duckdb.DuckDBPyConnection, stage: str) -> str:
+    """Registered rasters are an input of image_collections: their list joins its fingerprint."""
+    if stage != "image_collections":
+        return ""
+    exists = con.execute("select count(*) from duckdb_tables() where table_name = 'local_imagery'"
+                         ).fetchone()[0]
+    if not exists:
+        return ""
+    rows = con.execute("select code, path, gsd_m from local_imagery order by code").fetchall()
+    return fingerprint(rows)

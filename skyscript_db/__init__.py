@@ -6,8 +6,11 @@
     'POINT (24.94 60.17)'
 """
 
+from skyscript_db.captions import caption
+from skyscript_db.config import BuildConfig
 from skyscript_db.db import connect
+from skyscript_db.pipeline import build
 from skyscript_db.readonly import sql
 
-__all__ = ["connect", "sql", "__version__"]
+__all__ = ["BuildConfig", "build", "caption", "connect", "sql", "__version__"]
 __version__ = "0.1.0"

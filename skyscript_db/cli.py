@@ -21,9 +21,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from skyscript_db import pipeline, readonly
+from skyscript_db.config import BuildConfig
 from skyscript_db.db import DEFAULT_DB, connect
 from skyscript_db.errors import DatabaseError, SkyscriptError
 from skyscript_db.etl import ingest as ingest_stage
+from skyscript_db.etl import rasters
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
@@ -82,16 +84,45 @@ def ingest(pbf: PbfArgument, db: DbOption = DEFAULT_DB) -> None:
 
 
 @app.command()
-def build(pbf: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm.pbf).")]
-          = pipeline.DEFAULT_PBF,
-          db: DbOption = DEFAULT_DB,
-          force: Annotated[bool, typer.Option(help="Rerun stages that are up to date.")] = False
-          ) -> None:
+def build(
+    pbf: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm.pbf).")]
+    = pipeline.DEFAULT_PBF,
+    db: DbOption = DEFAULT_DB,
+    seed: Annotated[int, typer.Option(help="Build seed; each stage derives its own.")] = 0,
+    cells: Annotated[Optional[int], typer.Option(help="Grid cells to draw (default: --fraction "
+                                                      "of the occupied cells).")] = None,
+    fraction: Annotated[float, typer.Option(help="Share of occupied cells to draw.")] = 0.25,
+    rare_threshold: Annotated[int, typer.Option(help="Target visible tags with fewer selected "
+                                                     "objects than this.")] = 20,
+    rare_cap: Annotated[int, typer.Option(help="Objects added per rare tag, at most.")] = 200,
+    max_surrounding: Annotated[int, typer.Option(help="Surrounding objects per multi-object "
+                                                      "caption.")] = 10,
+    only: Annotated[Optional[str], typer.Option(help="Rerun just this stage: "
+                                                     + ", ".join(pipeline.ALL_STAGES))] = None,
+    force: Annotated[bool, typer.Option(help="Rerun stages that are up to date.")] = False,
+) -> None:
     """Run every stage in order, skipping those whose inputs and parameters are unchanged."""
     with _errors(), _progress(f"build {pbf.name}") as progress:
-        ran = pipeline.build(pbf, db, force=force, on_progress=progress)
+        config = BuildConfig(seed=seed, n_cells=cells, fraction=fraction,
+                             rare_threshold=rare_threshold, rare_cap=rare_cap,
+                             max_surrounding=max_surrounding)
+        ran = pipeline.build(pbf, db, config, force=force, only=only, on_progress=progress)
     console.print(f"{db}: ran {', '.join(ran) if ran else 'nothing (up to date)'}", soft_wrap=True,
                   highlight=False)
+
+
+@app.command("add-imagery")
+def add_imagery(
+    paths: Annotated[list[Path], typer.Argument(help="GeoTIFF/COG files, any CRS.")],
+    db: DbOption = DEFAULT_DB,
+    code: Annotated[Optional[str], typer.Option(help="Collection code (one file only); default "
+                                                     "LOCAL_<FILE STEM>.")] = None,
+) -> None:
+    """Register local rasters as imagery collections (real footprint, CRS and GSD)."""
+    with _errors(), connect(db) as con:
+        for info in rasters.add_imagery(con, paths, code):
+            console.print(f"{info.code}: {info.crs}, GSD {info.gsd_m:g} m, {info.bands} bands "
+                          f"{info.dtype} — {info.path}", soft_wrap=True, highlight=False)
 
 
 @app.command("sql")

@@ -1,7 +1,8 @@
 """The build: every stage in order, each skipped when its inputs and parameters are unchanged.
 
-Fingerprints chain: a stage's fingerprint includes the one of the stage before it, so a change
-upstream (a new extract, an edited rule table, another seed) makes every later stage stale.
+Fingerprints chain: a stage's fingerprint includes the fingerprint and the finish time of the
+last run of the stage before it, so a change upstream (a new extract, an edited rule table,
+another seed) or a rerun of an upstream stage alone makes every later stage stale.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from skyscript_db.db import DEFAULT_DB, connect
 from skyscript_db.errors import DatabaseError
 from skyscript_db.etl import ingest as ingest_stage
 from skyscript_db.sql_stages import STAGE_NAMES, STAGES, run_sql_stage
-from skyscript_db.stages import fingerprint, last_fingerprint
+from skyscript_db.stages import fingerprint, last_run
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +48,30 @@ def build(
     ran: list[str] = []
     with connect(db) as con:
         digest = ingest_stage.sha256_of(path)
-        upstream = ingest_stage.ingest_fingerprint(path, digest)
-        if _should_run(con, ingest_stage.STAGE, upstream, force, only):
+        wanted = ingest_stage.ingest_fingerprint(path, digest)
+        if _should_run(con, ingest_stage.STAGE, wanted, force, only):
             ingest_stage.ingest(con, path, on_progress=on_progress, digest=digest)
             ran.append(ingest_stage.STAGE)
         for stage in STAGES:
-            upstream = stage.fingerprint(config, upstream + _local_imagery_state(con, stage.name))
-            if _should_run(con, stage.name, upstream, force, only):
-                run_sql_stage(con, stage, config, upstream)
+            upstream = fingerprint(last_run(con, _previous(stage.name)),
+                                   _local_imagery_state(con, stage.name))
+            wanted = stage.fingerprint(config, upstream)
+            if _should_run(con, stage.name, wanted, force, only):
+                run_sql_stage(con, stage, config, wanted)
                 ran.append(stage.name)
     return ran
+
+
+def _previous(stage: str) -> str:
+    return ALL_STAGES[ALL_STAGES.index(stage) - 1]
 
 
 def _should_run(con: duckdb.DuckDBPyConnection, stage: str, wanted: str, force: bool,
                 only: str | None) -> bool:
     if only is not None:
         return stage == only
-    if force or last_fingerprint(con, stage) != wanted:
+    previous = last_run(con, stage)
+    if force or previous is None or previous[0] != wanted:
         return True
     log.info("%s: up to date", stage)
     return False
@@ -75,7 +83,6 @@ def _local_imagery_state(con: duckdb.DuckDBPyConnection, stage: str) -> str:
         return ""
     exists = con.execute("select count(*) from duckdb_tables() where table_name = 'local_imagery'"
                          ).fetchone()[0]
-    if not exists:
-        return ""
-    rows = con.execute("select code, path, gsd_m from local_imagery order by code").fetchall()
+    rows = con.execute("select code, path, gsd_m from local_imagery order by code").fetchall() \
+        if exists else []
     return fingerprint(rows)

@@ -37,12 +37,12 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def last_fingerprint(con: duckdb.DuckDBPyConnection, stage: str) -> str | None:
-    """The fingerprint of the stage's last committed run, None if it never ran."""
+def last_run(con: duckdb.DuckDBPyConnection, stage: str) -> tuple[str, str] | None:
+    """(fingerprint, finish time) of the stage's last committed run, None if it never ran."""
     if not _has_table(con, "stage_runs"):
         return None
-    row = queries.load("stage_runs.sql")["last_fingerprint"].run(con, stage=stage).fetchone()
-    return row[0] if row else None
+    row = queries.load("stage_runs.sql")["last_run"].run(con, stage=stage).fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def run_stage(

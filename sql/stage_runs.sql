@@ -16,8 +16,9 @@ create table if not exists stage_runs (
 insert into stage_runs (stage, fingerprint, seconds, rows_in, rows_out, params, info)
 values ($stage, $fingerprint, $seconds, $rows_in, $rows_out, $params, $info);
 
--- name: last_fingerprint
-select fingerprint from stage_runs where stage = $stage order by finished_at desc limit 1;
+-- name: last_run
+select fingerprint, finished_at::varchar from stage_runs where stage = $stage
+order by finished_at desc limit 1;
 
 -- name: has_table
 select count(*) > 0 from duckdb_tables() where table_name = $name and not temporary;

@@ -9,7 +9,9 @@ import pytest
 import skyscript_db
 from skyscript_db.etl.ingest import ingest
 
-OSM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OSM_DIR = SHARED_DATA / "osm"
+IMAGERY = SHARED_DATA / "imagery"
 HELSINKI = OSM_DIR / "helsinki-center.osm.pbf"
 LIECHTENSTEIN = OSM_DIR / "liechtenstein-2015.osm.pbf"
 ANDORRA = OSM_DIR / "andorra-2020.osm.pbf"
@@ -27,6 +29,25 @@ def build_db(tmp_path_factory: pytest.TempPathFactory, pbf: Path) -> Path:
     with skyscript_db.connect(db) as con:
         ingest(con, shared_extract(pbf))
     return db
+
+
+def build_all(tmp_path_factory: pytest.TempPathFactory, pbf: Path,
+              config: skyscript_db.BuildConfig = skyscript_db.BuildConfig()) -> Path:
+    db = tmp_path_factory.mktemp("built") / f"{pbf.stem}.duckdb"
+    skyscript_db.build(shared_extract(pbf), db, config)
+    return db
+
+
+@pytest.fixture(scope="session")
+def helsinki_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every stage on central Helsinki, default config."""
+    return build_all(tmp_path_factory, HELSINKI)
+
+
+@pytest.fixture(scope="session")
+def eleven_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every stage on the eleven extracts (several countries, so several collections)."""
+    return build_all(tmp_path_factory, ELEVEN, skyscript_db.BuildConfig(fraction=0.3))
 
 
 @pytest.fixture(scope="session")

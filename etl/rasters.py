@@ -1,0 +1,104 @@
+"""Local rasters: read a GeoTIFF's real footprint, CRS and ground sample distance."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.warp import transform
+
+from skyscript_db import queries
+from skyscript_db.errors import InputError
+
+log = logging.getLogger(__name__)
+
+# Metres per degree of latitude (WGS 84, mean): converts the pixel size of rasters in geographic
+# coordinates to a GSD. Good to a fraction of a percent, which is all a GSD class needs.
+METRES_PER_DEGREE = 111_195.0
+EDGE_POINTS = 16  # points per footprint edge, so reprojected edges follow the raster's outline
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    code: str
+    path: str
+    crs: str
+    gsd_m: float
+    bands: int
+    dtype: str
+    footprint_wkt: str
+
+
+def default_code(path: Path) -> str:
+    """LOCAL_<FILE STEM>, upper case, non-alphanumerics as '_'."""
+    return "LOCAL_" + re.sub(r"[^A-Za-z0-9]+", "_", path.stem).strip("_").upper()
+
+
+def read_raster_info(path: str | Path, code: str | None = None) -> RasterInfo:
+    """Footprint (lon/lat polygon), CRS and GSD of a georeferenced raster."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise InputError(f"{path}: raster has no CRS, so its ground position is unknown")
+            left, bottom, right, top = src.bounds
+            xs, ys = _outline(left, bottom, right, top)
+            lons, lats = transform(src.crs, "EPSG:4326", xs, ys)
+            res_x, res_y = src.res
+            # The coarser side of a pixel limits what can be seen.
+            if src.crs.is_geographic:
+                mid_lat = sum(lats) / len(lats)
+                gsd = METRES_PER_DEGREE * max(res_y, res_x * math.cos(math.radians(mid_lat)))
+            else:
+                gsd = max(res_x, res_y) * src.crs.linear_units_factor[1]
+            ring = ", ".join(f"{x} {y}" for x, y in zip(lons, lats))
+            return RasterInfo(
+                code=code or default_code(path),
+                path=str(path.resolve()),
+                crs=src.crs.to_string(),
+                gsd_m=round(gsd, 4),
+                bands=src.count,
+                dtype=src.dtypes[0],
+                footprint_wkt=f"POLYGON (({ring}))",
+            )
+    except RasterioIOError as e:
+        raise InputError(f"{path}: not a raster GDAL can read ({e})") from e
+
+
+def _outline(left: float, bottom: float, right: float, top: float) -> tuple[list, list]:
+    """A closed ring along the raster's edges, EDGE_POINTS points per edge."""
+    steps = [i / EDGE_POINTS for i in range(EDGE_POINTS)]
+    xs = ([left + (right - left) * t for t in steps] + [right] * EDGE_POINTS
+          + [right - (right - left) * t for t in steps] + [left] * EDGE_POINTS)
+    ys = ([bottom] * EDGE_POINTS + [bottom + (top - bottom) * t for t in steps]
+          + [top] * EDGE_POINTS + [top - (top - bottom) * t for t in steps])
+    return xs + xs[:1], ys + ys[:1]
+
+
+def add_imagery(con: duckdb.DuckDBPyConnection, paths: list[str | Path],
+                code: str | None = None) -> list[RasterInfo]:
+    """Register rasters as local collections (all or none); the next build picks them up."""
+    if code is not None and len(paths) != 1:
+        raise InputError("--code names one raster; give one path with it")
+    infos = [read_raster_info(p, code) for p in paths]  # every file is read before any write
+    con.begin()
+    try:
+        queries.load("50_image_collections.sql")["create_local_imagery"].run(con)
+        register = queries.load("local_imagery.sql")["register"]
+        for info in infos:
+            register.run(con, **asdict(info))
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    for info in infos:
+        log.info("registered %s: %s, %s, GSD %.2f m", info.code, info.path, info.crs, info.gsd_m)
+    return infos

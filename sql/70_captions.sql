@@ -23,58 +23,71 @@ create or replace table caption_key_styles as
 select * from read_csv($styles_csv, header = true,
                        columns = {'key': 'varchar', 'style': 'varchar', 'primary_rank': 'integer'});
 
--- name: caption_input
-create or replace temp table caption_input as
+-- name: caption_hits
+-- Objects inside each image, in a statement of their own: with any other condition beside
+-- st_intersects, DuckDB plans the join as an inequality join (minutes) instead of its R-tree join.
+create or replace temp table caption_hits as
 with
 requests as (
     select pair_id, osm_type, osm_id, gsd_m, center_lon, center_lat,
         st_makeenvelope(west, south, east, north) as box
     from image_requests
-),
+)
+select
+    r.pair_id,
+    r.gsd_m,
+    r.osm_type as centre_type,
+    r.osm_id as centre_id,
+    o.osm_type,
+    o.osm_id,
+    st_distance(o.geom, st_point(r.center_lon, r.center_lat)) as dist
+from requests as r
+join osm_objects as o on st_intersects(r.box, o.geom);
+
+-- name: caption_input
+create or replace temp table caption_input as
+with
 visible as (select key, value, max_gsd_m from tag_visibility where visible),
-centre as (
-    select r.pair_id, 0 as dist, o.osm_type, o.osm_id, o.tags, r.gsd_m, true as is_centre
-    from requests as r
-    join osm_objects as o using (osm_type, osm_id)
+object_gsd as (
+    -- the coarsest GSD at which an object still has a visible tag
+    select t.osm_type, t.osm_id, max(v.max_gsd_m) as max_gsd_m
+    from osm_tags as t
+    join visible as v using (key, value)
+    group by t.osm_type, t.osm_id
 ),
 around as (
     select
-        r.pair_id,
-        st_distance(o.geom, st_point(r.center_lon, r.center_lat)) as dist,
-        o.osm_type,
-        o.osm_id,
-        o.tags,
-        r.gsd_m,
-        false as is_centre
-    from requests as r
-    join osm_objects as o on st_intersects(r.box, o.geom)
-    where not (o.osm_type = r.osm_type and o.osm_id = r.osm_id)
+        h.pair_id,
+        h.osm_type,
+        h.osm_id,
+        h.gsd_m,
+        row_number() over (partition by h.pair_id order by h.dist, h.osm_type, h.osm_id) as rank
+    from caption_hits as h
+    join object_gsd as g using (osm_type, osm_id)
+    where g.max_gsd_m >= h.gsd_m and not (h.osm_type = h.centre_type and h.osm_id = h.centre_id)
+    qualify rank <= $max_surrounding
+),
+objects as (
+    select pair_id, osm_type, osm_id, gsd_m, 0 as rank from image_requests
+    union all
+    select pair_id, osm_type, osm_id, gsd_m, rank from around
 ),
 tags as (
     select
-        pair_id, dist, osm_type, osm_id, gsd_m, is_centre,
-        unnest(map_keys(tags)) as key,
-        unnest(map_values(tags)) as value,
-        generate_subscripts(map_keys(tags), 1) as tag_pos
-    from (select * from centre union all select * from around)
-),
-visible_tags as (
-    select t.*
-    from tags as t
-    join visible as v using (key, value)
-    where v.max_gsd_m >= t.gsd_m
-),
-ranked_objects as (
-    select pair_id, osm_type, osm_id,
-        if(is_centre, 0, row_number() over (
-            partition by pair_id, is_centre order by dist, osm_type, osm_id)) as rank
-    from (select distinct pair_id, osm_type, osm_id, dist, is_centre from visible_tags)
+        x.pair_id,
+        x.rank,
+        x.gsd_m,
+        unnest(map_keys(o.tags)) as key,
+        unnest(map_values(o.tags)) as value,
+        generate_subscripts(map_keys(o.tags), 1) as tag_pos
+    from objects as x
+    join osm_objects as o using (osm_type, osm_id)
 )
-select t.pair_id, o.rank, t.tag_pos, t.key, t.value
-from visible_tags as t
-join ranked_objects as o using (pair_id, osm_type, osm_id)
-where o.rank <= $max_surrounding
-order by t.pair_id, o.rank, t.tag_pos;
+select t.pair_id, t.rank, t.tag_pos, t.key, t.value
+from tags as t
+join visible as v using (key, value)
+where v.max_gsd_m >= t.gsd_m
+order by t.pair_id, t.rank, t.tag_pos;
 
 -- name: captions
 create or replace table captions as
@@ -124,6 +137,9 @@ final as (
 )
 select * from final
 order by pair_id;
+
+-- name: drop_staging
+drop table caption_hits;
 
 -- name: summary
 select

@@ -33,8 +33,10 @@ build-db: venv $(PBF)
 test: venv
 	$(BIN)/python -m pytest
 
+# QUACKOSM_PYTHON=/path/to/python (one that has quackosm) adds QuackOSM to the ingest comparison.
 bench: venv
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py $(if $(QUACKOSM_PYTHON),--quackosm-python $(QUACKOSM_PYTHON))
+	$(BIN)/python bench/sql.py
 
 # Re-pin requirements.lock from what pyproject.toml asks for today.
 lock:

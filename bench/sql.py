@@ -1,0 +1,111 @@
+"""SQL-stage benchmark: every stage after ingest, on the eleven extracts and on twice that input.
+
+The doubled input is the eleven extracts plus a synthetic twin of them (every id offset, every
+node moved 1° east): the same density of objects and tags over twice the area. Times are each
+stage's own transaction, as recorded in stage_runs. Writes bench/results/sql.md.
+Usage: python bench/sql.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import osmium
+from osmium.osm import NODE, RELATION, WAY
+from osmium.osm.mutable import Node, Relation, Way
+
+import skyscript_db
+from skyscript_db.etl.ingest import ingest
+from skyscript_db.pipeline import build
+from skyscript_db.sql_stages import STAGE_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
+RESULTS = ROOT / "bench" / "results" / "sql.md"
+ID_OFFSET = 100_000_000_000  # above every real OSM id
+SHIFT_DEG = 1.0
+
+
+def write_doubled(source: Path, target: Path) -> Path:
+    """source, then its twin, type by type (a PBF must hold nodes, then ways, then relations)."""
+    with osmium.SimpleWriter(str(target)) as writer:
+        for entity in (NODE, WAY, RELATION):
+            for twin in (False, True):
+                for obj in osmium.FileProcessor(str(source), entity):
+                    writer.add(_twin(obj) if twin else obj)
+    return target
+
+
+def _twin(obj):
+    new_id = obj.id + ID_OFFSET
+    if obj.is_node():
+        loc = obj.location
+        return Node(base=obj, id=new_id, location=(loc.lon + SHIFT_DEG, loc.lat))
+    if obj.is_way():
+        return Way(base=obj, id=new_id, nodes=[n.ref + ID_OFFSET for n in obj.nodes])
+    members = [(m.type, m.ref + ID_OFFSET, m.role) for m in obj.members]
+    return Relation(base=obj, id=new_id, members=members)
+
+
+def time_stages(pbf: Path, repeat: int) -> tuple[dict[str, list[float]], dict[str, tuple], int]:
+    seconds: dict[str, list[float]] = {s: [] for s in STAGE_NAMES}
+    rows: dict[str, tuple] = {}
+    objects = 0
+    for i in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / f"run{i}.duckdb"
+            with skyscript_db.connect(db) as con:
+                objects = ingest(con, pbf).rows_out
+            build(pbf, db)
+            with skyscript_db.connect(db, read_only=True) as con:
+                for stage, s, rows_in, rows_out in con.execute(
+                        "select stage, seconds, rows_in, rows_out from stage_runs "
+                        "where stage <> 'ingest'").fetchall():
+                    seconds[stage].append(s)
+                    rows[stage] = (rows_in, rows_out)
+    return seconds, rows, objects
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        doubled = write_doubled(ELEVEN, Path(tmp) / "doubled.osm.pbf")
+        runs = {"eleven extracts": time_stages(ELEVEN, args.repeat),
+                "doubled (eleven + shifted twin)": time_stages(doubled, args.repeat)}
+    lines = [
+        "# SQL stages benchmark",
+        "",
+        f"Run {datetime.date.today()} on {os.cpu_count()} cores; median of {args.repeat} builds, "
+        "each into a fresh database; default build config (seed 0, 25 % of occupied cells, "
+        "rare-tag threshold 20, cap 200, 10 surrounding objects).",
+        "",
+    ]
+    totals = {}
+    for name, (seconds, rows, objects) in runs.items():
+        lines += [f"## {name}: {objects:,} objects", "",
+                  "| stage | median s | rows in | rows out | rows in per s |", "|---|---|---|---|---|"]
+        total = 0.0
+        for stage in STAGE_NAMES:
+            m = statistics.median(seconds[stage])
+            total += m
+            rows_in, rows_out = rows[stage]
+            lines.append(f"| {stage} | {m:.3f} | {rows_in:,} | {rows_out:,} | "
+                         f"{rows_in / m if m else 0:,.0f} |")
+        lines += [f"| **all SQL stages** | **{total:.2f}** | | | |", ""]
+        totals[name] = (total, objects)
+    (t1, n1), (t2, n2) = totals.values()
+    lines += [f"Doubling the input ({n2 / n1:.2f}× objects) multiplies the SQL time by "
+              f"{t2 / t1:.2f}×.", ""]
+    RESULTS.write_text("\n".join(lines))
+    print(RESULTS.read_text())
+
+
+if __name__ == "__main__":
+    main()

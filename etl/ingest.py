@@ -107,9 +107,7 @@ class _IngestBody:
             q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
             q["points"].run(con)
             q["point_tags"].run(con)
-            expected, tagged = con.execute(
-                "select count(*) filter (osm_type <> 'node'), count(*) from ingest_elements"
-            ).fetchone()
+            expected, tagged = q["element_counts"].run(con).fetchone()
             q["create_geometries"].run(con)
             con.register("geometry_stream", stream.reader)
             try:
@@ -119,8 +117,7 @@ class _IngestBody:
         with _timed(timings, "assemble_s"):
             for name in ("classify", "objects", "tags", "rejects", "area_rules"):
                 q[name].run(con)
-        row = q["counts"].run(con).fetchone()
-        counts = dict(zip([d[0] for d in con.description], row))
+        counts = q["counts"].row(con)
         q["drop_staging"].run(con)
         info = self._build_info(counts, timings)
         _write_build_info(con, info)

@@ -77,7 +77,7 @@ def _progress(description: str) -> Iterator[pipeline.ProgressCallback]:
 def ingest(pbf: PbfArgument, db: DbOption = DEFAULT_DB) -> None:
     """Read PBF into osm_objects, osm_tags, osm_rejects and build_info (replacing earlier ones)."""
     with _errors(), _progress(f"ingest {pbf.name}") as progress:
-        ingest_stage.check_pbf(pbf)
+        ingest_stage.check_pbf(pbf)  # before the database file is created
         db.parent.mkdir(parents=True, exist_ok=True)
         with connect(db) as con:
             ingest_stage.ingest(con, pbf, on_progress=progress)

@@ -45,6 +45,12 @@ class Query:
         except duckdb.Error as e:
             raise type(e)(f"{self.where} ({self.name}): {e}") from e
 
+    def row(self, con: duckdb.DuckDBPyConnection, **params: Any) -> dict[str, Any]:
+        """Run and return the first row as {column: value}."""
+        cursor = self.run(con, **params)
+        values = cursor.fetchone()
+        return dict(zip([d[0] for d in cursor.description], values or ()))
+
     @property
     def where(self) -> str:
         return f"sql/{self.file}:{self.line}"

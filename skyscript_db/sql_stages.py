@@ -76,10 +76,11 @@ def run_sections(con: duckdb.DuckDBPyConnection, file: str, params: dict[str, An
         missing = query.params - params.keys()
         if missing:
             raise SqlFileError(f"{query.where}: no value for {sorted(missing)}")
-        cursor = query.run(con, **{p: params[p] for p in query.params})
+        bound = {p: params[p] for p in query.params}
         if name == "summary":
-            row = cursor.fetchone()
-            summary = dict(zip([d[0] for d in cursor.description], row))
+            summary = query.row(con, **bound)
+        else:
+            query.run(con, **bound)
     return summary
 
 

@@ -36,6 +36,10 @@ create or replace table osm_tags as
 select osm_type, osm_id, unnest(map_keys(tags)) as key, unnest(map_values(tags)) as value
 from osm_objects;  -- in osm_objects' order
 
+-- name: element_counts
+-- Ways and relations (what pyosmium will send, roughly: the progress bar's total), all elements.
+select count(*) filter (where osm_type <> 'node'), count(*) from ingest_elements;
+
 -- name: create_geometries
 create or replace temp table ingest_geometries (
     osm_type varchar, osm_id bigint, source varchar, geom geometry, valid boolean, error varchar

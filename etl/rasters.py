@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.warp import transform
 
-from skyscript_db import queries
 from skyscript_db.errors import InputError
-
-log = logging.getLogger(__name__)
+from skyscript_db.etl.imagery.raster import default_rgb_bands
 
 # Metres per degree of latitude (WGS 84, mean): converts the pixel size of rasters in geographic
 # coordinates to a GSD. Good to a fraction of a percent, which is all a GSD class needs.
@@ -33,6 +29,7 @@ class RasterInfo:
     bands: int
     dtype: str
     footprint_wkt: str
+    rgb_bands: list[int]
 
 
 def default_code(path: Path) -> str:
@@ -40,8 +37,9 @@ def default_code(path: Path) -> str:
     return "LOCAL_" + re.sub(r"[^A-Za-z0-9]+", "_", path.stem).strip("_").upper()
 
 
-def read_raster_info(path: str | Path, code: str | None = None) -> RasterInfo:
-    """Footprint (lon/lat polygon), CRS and GSD of a georeferenced raster."""
+def read_raster_info(path: str | Path, code: str | None = None,
+                     rgb_bands: list[int] | None = None) -> RasterInfo:
+    """Footprint (lon/lat polygon), CRS, GSD and RGB bands of a georeferenced raster."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -68,9 +66,16 @@ def read_raster_info(path: str | Path, code: str | None = None) -> RasterInfo:
                 bands=src.count,
                 dtype=src.dtypes[0],
                 footprint_wkt=f"POLYGON (({ring}))",
+                rgb_bands=_check_bands(path, rgb_bands or default_rgb_bands(src), src.count),
             )
     except RasterioIOError as e:
         raise InputError(f"{path}: not a raster GDAL can read ({e})") from e
+
+
+def _check_bands(path: Path, bands: list[int], count: int) -> list[int]:
+    if len(bands) != 3 or not all(1 <= b <= count for b in bands):
+        raise InputError(f"{path}: RGB bands must be three band numbers in 1..{count}, got {bands}")
+    return bands
 
 
 def _outline(left: float, bottom: float, right: float, top: float) -> tuple[list, list]:
@@ -81,24 +86,3 @@ def _outline(left: float, bottom: float, right: float, top: float) -> tuple[list
     ys = ([bottom] * EDGE_POINTS + [bottom + (top - bottom) * t for t in steps]
           + [top] * EDGE_POINTS + [top - (top - bottom) * t for t in steps])
     return xs + xs[:1], ys + ys[:1]
-
-
-def add_imagery(con: duckdb.DuckDBPyConnection, paths: list[str | Path],
-                code: str | None = None) -> list[RasterInfo]:
-    """Register rasters as local collections (all or none); the next build picks them up."""
-    if code is not None and len(paths) != 1:
-        raise InputError("--code names one raster; give one path with it")
-    infos = [read_raster_info(p, code) for p in paths]  # every file is read before any write
-    con.begin()
-    try:
-        queries.load("50_image_collections.sql")["create_local_imagery"].run(con)
-        register = queries.load("local_imagery.sql")["register"]
-        for info in infos:
-            register.run(con, **asdict(info))
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-    for info in infos:
-        log.info("registered %s: %s, %s, GSD %.2f m", info.code, info.path, info.crs, info.gsd_m)
-    return infos

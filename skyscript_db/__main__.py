@@ -1,3 +1,4 @@
 from skyscript_db.cli import app
 
-app(prog_name="skyscript-db")
+if __name__ == "__main__":
+    app(prog_name="skyscript-db")

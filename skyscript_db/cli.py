@@ -6,6 +6,7 @@ import enum
 import io
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,15 +18,19 @@ import pyarrow.parquet
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task,
+                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
+from rich.text import Text
 
 from skyscript_db import pipeline, readonly
 from skyscript_db.config import BuildConfig
 from skyscript_db.db import DEFAULT_DB, connect
 from skyscript_db.errors import DatabaseError, SkyscriptError
 from skyscript_db.etl import ingest as ingest_stage
-from skyscript_db.etl import rasters
+from skyscript_db.etl import fetch, register
+from skyscript_db.etl.fetch import FetchConfig
+from skyscript_db.etl.imagery.base import RetryPolicy
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
@@ -64,10 +69,15 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(1) from e
 
 
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.1f}/s" if task.speed else "?/s")
+
+
 @contextmanager
-def _progress(description: str) -> Iterator[pipeline.ProgressCallback]:
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
-               TextColumn("objects"), TimeElapsedColumn(), TimeRemainingColumn())
+def _progress(description: str, unit: str = "objects") -> Iterator[pipeline.ProgressCallback]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn(unit), _Rate(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(description, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
@@ -97,6 +107,10 @@ def build(
     rare_cap: Annotated[int, typer.Option(help="Objects added per rare tag, at most.")] = 200,
     max_surrounding: Annotated[int, typer.Option(help="Surrounding objects per multi-object "
                                                       "caption.")] = 10,
+    imagery: Annotated[str, typer.Option(help="'catalog' (Earth Engine collections) or 'render' "
+                                              "(SYNTHETIC images drawn from OSM, offline).")]
+    = "catalog",
+    fetch: Annotated[bool, typer.Option(help="Fetch the images too (fetch-images).")] = False,
     only: Annotated[Optional[str], typer.Option(help="Rerun just this stage: "
                                                      + ", ".join(pipeline.ALL_STAGES))] = None,
     force: Annotated[bool, typer.Option(help="Rerun stages that are up to date.")] = False,
@@ -105,10 +119,34 @@ def build(
     with _errors(), _progress(f"build {pbf.name}") as progress:
         config = BuildConfig(seed=seed, n_cells=cells, fraction=fraction,
                              rare_threshold=rare_threshold, rare_cap=rare_cap,
-                             max_surrounding=max_surrounding)
+                             max_surrounding=max_surrounding, imagery=imagery)
         ran = pipeline.build(pbf, db, config, force=force, only=only, on_progress=progress)
+    if fetch:
+        fetch_images(db=db)
     console.print(f"{db}: ran {', '.join(ran) if ran else 'nothing (up to date)'}", soft_wrap=True,
                   highlight=False)
+
+
+@app.command("fetch-images")
+def fetch_images(
+    db: DbOption = DEFAULT_DB,
+    workers: Annotated[int, typer.Option(help="Parallel fetches.")] = os.cpu_count() or 2,
+    attempts: Annotated[int, typer.Option(help="Tries per image for network errors.")] = 4,
+    gee_project: Annotated[Optional[str], typer.Option(help="Google Cloud project for Earth "
+                                                            "Engine.")] = None,
+) -> None:
+    """Fetch every image request not fetched yet (or failed, or changed) into files beside DB."""
+    config = FetchConfig(workers=workers, retry=RetryPolicy(attempts=attempts),
+                         gee_project=gee_project)
+    with _errors(), connect(db) as con, _progress("fetch images", unit="images") as progress:
+        result = fetch.fetch_images(con, db, config, on_progress=progress)
+    console.print(f"{db}: {result.info['rows_in']:,} requests fetched: "
+                  f"{result.rows_out:,} images ok in total, {result.info['failed']:,} failed, "
+                  f"{result.info['no_coverage']:,} without coverage", highlight=False)
+
+
+def _bands(value: Optional[str]) -> Optional[list[int]]:
+    return [int(b) for b in value.split(",")] if value else None
 
 
 @app.command("add-imagery")
@@ -117,12 +155,33 @@ def add_imagery(
     db: DbOption = DEFAULT_DB,
     code: Annotated[Optional[str], typer.Option(help="Collection code (one file only); default "
                                                      "LOCAL_<FILE STEM>.")] = None,
+    bands: Annotated[Optional[str], typer.Option(help="RGB band numbers, e.g. 3,2,1 (default: "
+                                                      "the file's colour bands, else 1,2,3).")]
+    = None,
 ) -> None:
     """Register local rasters as imagery collections (real footprint, CRS and GSD)."""
     with _errors(), connect(db) as con:
-        for info in rasters.add_imagery(con, paths, code):
+        for info in register.add_imagery(con, paths, code, _bands(bands)):
             console.print(f"{info.code}: {info.crs}, GSD {info.gsd_m:g} m, {info.bands} bands "
-                          f"{info.dtype} — {info.path}", soft_wrap=True, highlight=False)
+                          f"{info.dtype}, RGB {info.rgb_bands} — {info.path}", soft_wrap=True,
+                          highlight=False)
+
+
+@app.command("add-stac")
+def add_stac(
+    url: Annotated[str, typer.Argument(help="STAC API root, or a static catalog/collection JSON.")],
+    code: Annotated[str, typer.Option(help="Collection code for image_requests and file names.")],
+    gsd: Annotated[float, typer.Option(help="Ground sample distance of the imagery, metres.")],
+    db: DbOption = DEFAULT_DB,
+    collection: Annotated[Optional[str], typer.Option(help="STAC collection id.")] = None,
+    assets: Annotated[str, typer.Option(help="One asset with the RGB bands, or three single-band "
+                                             "assets in R,G,B order.")] = "visual",
+    bands: Annotated[str, typer.Option(help="RGB band numbers in a one-asset COG.")] = "1,2,3",
+) -> None:
+    """Register a STAC catalog as an imagery collection (read by HTTP range requests)."""
+    with _errors(), connect(db) as con:
+        register.add_stac(con, url, code, gsd, collection, assets.split(","), _bands(bands))
+    console.print(f"{code}: {url}", highlight=False)
 
 
 @app.command("sql")

@@ -23,6 +23,9 @@ class BuildConfig:
     rare_threshold: a visible tag with fewer selected objects than this is targeted.
     rare_cap: at most this many objects are added per targeted tag.
     max_surrounding: surrounding objects named in a multi-object caption.
+    imagery: 'catalog' (the Earth Engine collections of the method) or 'render' (SYNTHETIC
+        stand-ins drawn from OSM, for offline builds); registered local and STAC imagery is
+        used either way.
     """
 
     seed: int = 0
@@ -31,6 +34,7 @@ class BuildConfig:
     rare_threshold: int = 20
     rare_cap: int = 200
     max_surrounding: int = 10
+    imagery: str = "catalog"
 
     def __post_init__(self) -> None:
         problems = []
@@ -41,6 +45,8 @@ class BuildConfig:
         for name in ("rare_threshold", "rare_cap", "max_surrounding"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.imagery not in ("catalog", "render"):
+            problems.append(f"imagery must be 'catalog' or 'render', got {self.imagery!r}")
         if problems:
             raise ConfigError("; ".join(problems))
 

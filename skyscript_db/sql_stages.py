@@ -54,7 +54,7 @@ STAGES = (
     SqlStage("grid", "30_grid.sql", {}, ("n_cells", "fraction"), seeded=True),
     SqlStage("rare_tags", "40_rare_tags.sql", {}, ("rare_threshold", "rare_cap"), seeded=True),
     SqlStage("image_collections", "50_image_collections.sql",
-             {"collections_csv": "image_collections.csv"}),
+             {"collections_csv": "image_collections.csv"}, ("imagery",)),
     SqlStage("image_requests", "60_image_requests.sql", {}, seeded=True),
     SqlStage("captions", "70_captions.sql",
              {"renames_csv": "caption_renames.csv", "styles_csv": "caption_key_styles.csv"},

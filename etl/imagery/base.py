@@ -1,0 +1,111 @@
+"""What every imagery source shares: the request, the result, errors, 8-bit scaling, retries."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One row of image_requests: the exact UTM rectangle and the pixel grid to fill."""
+
+    pair_id: int
+    osm_type: str
+    osm_id: int
+    collection_code: str
+    width_px: int
+    height_px: int
+    gsd_m: float
+    utm_epsg: int
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+    west: float
+    south: float
+    east: float
+    north: float
+
+
+@dataclass
+class Fetched:
+    """RGB pixels (height, width, 3) uint8, with when they were acquired and how."""
+
+    pixels: np.ndarray
+    source: str
+    acquired: str | None = None  # ISO date of the imagery, when the source knows it
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class NoCoverage(Exception):
+    """The source has no imagery for the request's bounds: final, not retried."""
+
+
+class TransientError(Exception):
+    """A failure worth retrying: a 5xx answer, a timeout, a dropped connection, a quota."""
+
+
+class Source(Protocol):
+    name: str
+
+    def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched: ...
+
+
+def to_uint8(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(3, H, W) of any dtype -> (H, W, 3) uint8.
+
+    The documented scaling rule: uint8 data is kept as it is. Any other type is stretched per band,
+    linearly, from the 2nd to the 98th percentile of the valid pixels to 0-255, then clipped.
+    Pixels that are not valid (nodata, outside the raster) are black.
+    """
+    if bands.dtype == np.uint8:
+        out = bands.copy()
+    else:
+        out = np.zeros(bands.shape, dtype=np.uint8)
+        for i, band in enumerate(bands.astype(np.float64)):
+            values = band[valid & np.isfinite(band)]
+            if values.size == 0:
+                continue
+            low, high = np.percentile(values, [2, 98])
+            scale = 255.0 / (high - low) if high > low else 0.0
+            out[i] = np.clip((band - low) * scale, 0, 255).astype(np.uint8)
+    out[:, ~valid] = 0
+    return np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: try `attempts` times, waiting up to
+    base_s * 2**n (capped at max_s) before try n+1. Only TransientError is retried."""
+
+    attempts: int = 4
+    base_s: float = 0.5
+    max_s: float = 30.0
+
+    def delays(self, seed: int = 0) -> list[float]:
+        rng = random.Random(seed)
+        return [rng.uniform(0, min(self.max_s, self.base_s * 2**n))
+                for n in range(self.attempts - 1)]
+
+    def call(self, fn: Callable[[], T], seed: int = 0,
+             sleep: Callable[[float], None] = time.sleep) -> T:
+        delays = self.delays(seed)
+        for attempt in range(self.attempts):
+            try:
+                return fn()
+            except TransientError as e:
+                if attempt == self.attempts - 1:
+                    raise
+                log.debug("retry %d after %s", attempt + 1, e)
+                sleep(delays[attempt])
+        raise AssertionError("unreachable")

@@ -1,0 +1,75 @@
+"""Register imagery as collections: local rasters (add-imagery) and STAC catalogs (add-stac).
+
+Registration only writes the local_imagery / stac_collections tables, all rows or none; the next
+build's image_collections stage picks them up (its fingerprint includes them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from skyscript_db import queries
+from skyscript_db.errors import InputError
+from skyscript_db.etl.imagery.stac import search_items
+from skyscript_db.etl.rasters import RasterInfo, read_raster_info
+
+log = logging.getLogger(__name__)
+
+
+def add_imagery(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path],
+                code: str | None = None, rgb_bands: list[int] | None = None) -> list[RasterInfo]:
+    """Register rasters as local collections."""
+    if code is not None and len(paths) != 1:
+        raise InputError("--code names one raster; give one path with it")
+    infos = [read_raster_info(p, code, rgb_bands) for p in paths]  # read all before writing
+    _register(con, "register_local", [asdict(i) for i in infos])
+    for info in infos:
+        log.info("registered %s: %s, %s, GSD %.2f m, RGB bands %s", info.code, info.path,
+                 info.crs, info.gsd_m, info.rgb_bands)
+    return infos
+
+
+def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
+             collection: str | None = None, assets: Sequence[str] = ("visual",),
+             rgb_bands: Sequence[int] = (1, 2, 3)) -> dict[str, Any]:
+    """Register a STAC catalog or API collection; its footprint is the box around its items
+    (static catalogs) or the whole world (APIs: items are searched per request)."""
+    if len(assets) not in (1, 3):
+        raise InputError(f"{url}: give one asset holding RGB bands or three single-band assets")
+    world = (-180.0, -90.0, 180.0, 90.0)
+    try:
+        boxes = [i.bbox for i in search_items(url, collection, world) if i.bbox] \
+            if url.endswith(".json") else [world]
+    except Exception as e:
+        raise InputError(f"{url}: cannot read the STAC catalog ({e})") from e
+    if not boxes:
+        raise InputError(f"{url}: the catalog has no items" + (f" in {collection}" if collection else ""))
+    w, s = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    e, n = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    footprint = f"POLYGON (({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))"
+    row = {"code": code, "url": url, "collection": collection, "assets": list(assets),
+           "rgb_bands": list(rgb_bands), "gsd_m": gsd_m, "footprint_wkt": footprint}
+    _register(con, "register_stac", [row])
+    log.info("registered %s: %s (%d items)", code, url, len(boxes))
+    return row
+
+
+def _register(con: duckdb.DuckDBPyConnection, section: str, rows: list[dict[str, Any]]) -> None:
+    tables = queries.load("50_image_collections.sql")
+    register = queries.load("register_imagery.sql")[section]
+    con.begin()
+    try:
+        tables["create_local_imagery"].run(con)
+        tables["create_stac_collections"].run(con)
+        for row in rows:
+            register.run(con, **{p: row[p] for p in register.params})
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise

@@ -1,0 +1,129 @@
+-- Stage fetch_images: image requests -> image files, one `images` row per request.
+-- A request is fetched when it has no row yet, when its last try failed, or when its bounds,
+-- size or collection changed since (request_key). Outcomes are recorded batch by batch, so an
+-- interrupted run keeps what it recorded and the next run resumes.
+
+-- name: create_images
+create table if not exists images (
+    pair_id bigint primary key,
+    path varchar,  -- relative to the database's folder
+    status varchar not null,  -- 'ok' | 'failed' | 'no_coverage'
+    error varchar,
+    source varchar,  -- 'gee' | 'stac' | 'local' | 'render' (synthetic)
+    acquired varchar,  -- ISO date of the imagery, when known
+    width_px integer,
+    height_px integer,
+    bytes bigint,
+    fetched_at timestamp,
+    request_key varchar not null
+);
+
+-- name: pending
+create or replace temp table fetch_pending as
+with
+requests as (
+    select
+        r.*,
+        md5(concat_ws(',', r.collection_code, r.x_min, r.y_min, r.x_max, r.y_max, r.width_px,
+                      r.height_px, r.utm_epsg)) as request_key
+    from image_requests as r
+)
+select r.*, c.kind as source_kind, c.name as collection_name
+from requests as r
+join image_collections as c on c.code = r.collection_code
+left join images as i using (pair_id)
+where i.pair_id is null or i.status = 'failed' or i.request_key <> r.request_key
+order by r.pair_id;
+
+-- name: pending_count
+select count(*) as n from fetch_pending;
+
+-- name: pending_kinds
+select distinct source_kind from fetch_pending;
+
+-- name: next_batch
+select * from fetch_pending where pair_id > $after order by pair_id limit $size;
+
+-- name: sources
+-- What each collection needs to build its source.
+select
+    c.code,
+    c.kind,
+    l.path,
+    coalesce(l.rgb_bands, s.rgb_bands) as rgb_bands,
+    s.url,
+    s.collection,
+    s.assets
+from image_collections as c
+left join local_imagery as l on l.code = c.code
+left join stac_collections as s on s.code = c.code;
+
+-- name: render_objects
+-- One style per OSM object for the synthetic render source (seed render_styles.csv): an exact
+-- key=value style beats a key=* one, then the higher layer wins.
+create or replace temp table render_objects as
+with
+styles as (
+    select * from read_csv($styles_csv, header = true, columns = {
+        'key': 'varchar', 'value': 'varchar', 'layer': 'integer', 'colour': 'varchar',
+        'width_m': 'double'
+    })
+),
+matches as (
+    select t.osm_type, t.osm_id, s.layer, s.colour, s.width_m, s.value <> '*' as exact
+    from osm_tags as t
+    join styles as s on s.key = t.key and (s.value = t.value or s.value = '*')
+)
+select o.osm_type, o.osm_id, o.geom, m.layer, m.colour, m.width_m
+from osm_objects as o
+join matches as m using (osm_type, osm_id)
+qualify row_number() over (
+    partition by o.osm_type, o.osm_id order by m.exact desc, m.layer desc, m.colour
+) = 1;
+
+-- name: render_hits
+-- Objects inside each image of the batch (a statement of its own, for the R-tree join).
+create or replace temp table render_hits as
+with batch as (
+    select pair_id, west, south, east, north from fetch_pending
+    where pair_id > $after and pair_id <= $until and source_kind = 'render'
+)
+select b.pair_id, o.osm_type, o.osm_id
+from batch as b
+join render_objects as o on st_intersects(st_makeenvelope(b.west, b.south, b.east, b.north), o.geom);
+
+-- name: render_features
+-- The hits in pixel coordinates of their image (x right, y down), clipped to it.
+with clipped as (
+    select
+        h.pair_id,
+        h.osm_type,
+        h.osm_id,
+        o.layer,
+        o.colour,
+        o.width_m / p.gsd_m as width_px,
+        st_affine(
+            st_intersection(
+                st_transform(o.geom, 'EPSG:4326', 'EPSG:' || p.utm_epsg, always_xy := true),
+                st_makeenvelope(p.x_min, p.y_min, p.x_max, p.y_max)),
+            1 / p.gsd_m, 0, 0, -1 / p.gsd_m, -p.x_min / p.gsd_m, p.y_max / p.gsd_m) as geom
+    from render_hits as h
+    join render_objects as o using (osm_type, osm_id)
+    join fetch_pending as p using (pair_id)
+)
+select pair_id, layer, colour, width_px, st_asgeojson(geom) as geojson
+from clipped
+where not st_isempty(geom)
+order by pair_id, layer, osm_type, osm_id;
+
+-- name: record
+insert or replace into images
+values ($pair_id, $path, $status, $error, $source, $acquired, $width_px, $height_px, $bytes,
+        timezone('UTC', current_timestamp), $request_key);
+
+-- name: summary
+select
+    (select count(*) from fetch_pending) as rows_in,
+    (select count(*) from images where status = 'ok') as rows_out,
+    (select count(*) from images where status = 'failed') as failed,
+    (select count(*) from images where status = 'no_coverage') as no_coverage;

@@ -1,0 +1,11 @@
+-- Register imagery: local rasters (skyscript-db add-imagery) and STAC collections (add-stac).
+-- The tables are created by the image_collections stage (sql/50_image_collections.sql), which
+-- turns their rows into collections.
+
+-- name: register_local
+insert or replace into local_imagery (code, path, crs, gsd_m, bands, dtype, footprint, rgb_bands)
+values ($code, $path, $crs, $gsd_m, $bands, $dtype, st_geomfromtext($footprint_wkt), $rgb_bands);
+
+-- name: register_stac
+insert or replace into stac_collections (code, url, collection, assets, rgb_bands, gsd_m, footprint)
+values ($code, $url, $collection, $assets, $rgb_bands, $gsd_m, st_geomfromtext($footprint_wkt));

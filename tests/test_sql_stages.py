@@ -225,7 +225,7 @@ def test_local_rasters_become_collections(helsinki_db, tmp_path):
     shutil.copy(helsinki_db, db)
     rasters = sorted(IMAGERY.glob("*.tif"))
     with skyscript_db.connect(db) as con:
-        from skyscript_db.etl.rasters import add_imagery
+        from skyscript_db.etl.register import add_imagery
 
         add_imagery(con, rasters)
     ran = skyscript_db.build(HELSINKI, db)

@@ -3,9 +3,11 @@ requests (GDAL's /vsicurl/ through rasterio), so only the blocks under the reque
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ctypes
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,9 +19,8 @@ from skyscript_db.etl.imagery.base import (Fetched, ImageRequest, NoCoverage, Tr
                                            to_uint8)
 from skyscript_db.etl.imagery.raster import read_request
 
-# GDAL over HTTP: fail fast and let our RetryPolicy decide; never list directories.
+# GDAL over HTTP: no retries of its own (our RetryPolicy decides); never list directories.
 GDAL_HTTP = {
-    "GDAL_HTTP_TIMEOUT": 10,
     "GDAL_HTTP_MAX_RETRY": 0,
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "CPL_VSIL_CURL_USE_HEAD": "NO",
@@ -27,7 +28,7 @@ GDAL_HTTP = {
 }
 _TRANSIENT_MARKERS = ("HTTP response code: 5", "timed out", "Timeout", "Connection",
                       "connection", "transfer closed", "Recv failure", "reset by peer",
-                      "HTTP response code: 429", "Read error", "IReadBlock failed")
+                      "HTTP response code: 429", "Read error", "Read failed", "IReadBlock failed")
 
 
 @dataclass(frozen=True)
@@ -39,15 +40,16 @@ class StacSource:
     collection: str | None
     assets: Sequence[str]
     rgb_bands: Sequence[int] = (1, 2, 3)
+    timeout_s: int = 30
     name: str = "stac"
 
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched:
         item = self.find_item(request)
         hrefs = [item.assets[a].get_absolute_href() for a in self.assets]
         if len(hrefs) == 1:
-            data, valid = _read(hrefs[0], request, self.rgb_bands)
+            data, valid = _read(hrefs[0], request, self.rgb_bands, self.timeout_s)
         else:
-            parts = [_read(href, request, [1]) for href in hrefs]
+            parts = [_read(href, request, [1], self.timeout_s) for href in hrefs]
             data = np.concatenate([p[0] for p in parts])
             valid = np.logical_and.reduce([p[1] for p in parts])
         acquired = item.datetime.date().isoformat() if item.datetime else None
@@ -90,12 +92,31 @@ def _overlaps(a: Sequence[float] | None, b: Sequence[float]) -> bool:
     return a is not None and a[0] < b[2] and a[2] > b[0] and a[1] < b[3] and a[3] > b[1]
 
 
-def _read(href: str, request: ImageRequest, bands: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _read(href: str, request: ImageRequest, bands: Sequence[int],
+          timeout_s: int) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with rasterio.Env(**GDAL_HTTP), rasterio.open(href) as src:
+        with rasterio.Env(**GDAL_HTTP, GDAL_HTTP_TIMEOUT=timeout_s), rasterio.open(href) as src:
             return read_request(src, request, bands)
     except (RasterioIOError, rasterio.errors.RasterioError) as e:
+        _forget(href)  # else GDAL answers the next try from its memory of this failure
         raise _classify(e) from e
+
+
+@cache
+def _gdal_clear_cache() -> Callable[[bytes], None] | None:
+    """GDAL's VSICurlPartialClearCache, from the libgdal that rasterio's wheel bundles."""
+    libs = Path(rasterio.__file__).parent.with_name("rasterio.libs")
+    for lib in sorted(libs.glob("libgdal*")):
+        clear = ctypes.CDLL(str(lib)).VSICurlPartialClearCache
+        clear.argtypes = [ctypes.c_char_p]
+        return clear
+    return None  # a rasterio built against a system GDAL: retries may reuse the cached failure
+
+
+def _forget(href: str) -> None:
+    clear = _gdal_clear_cache()
+    if clear is not None:
+        clear(f"/vsicurl/{href}".encode())
 
 
 def _classify(error: Exception) -> Exception:

@@ -1,0 +1,97 @@
+"""A real HTTP server on 127.0.0.1 that answers Range requests, logs them, and can misbehave.
+
+The first path segment picks the behaviour: /ok/<file> serves normally, /fail500/ answers 500,
+/slow/ waits `slow_s` before answering, /drop/ sends the headers and half the body, then closes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+
+
+@dataclass
+class Hit:
+    path: str
+    range: str | None
+    status: int
+    bytes: int
+
+
+@dataclass
+class RangeServer:
+    root: Path
+    slow_s: float = 3.0
+    log: list[Hit] = field(default_factory=list)  # answered requests
+    arrivals: Counter = field(default_factory=Counter)  # every request, counted as it arrives
+
+    def __enter__(self) -> "RangeServer":
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:
+                server.arrivals[self.path] += 1
+                mode, _, rest = self.path.lstrip("/").partition("/")
+                file = server.root / rest
+                if mode == "fail500":
+                    return self._send_error(500)
+                if mode == "slow":
+                    time.sleep(server.slow_s)
+                if not file.is_file():
+                    return self._send_error(404)
+                data = file.read_bytes()
+                status, body, headers = 200, data, {}
+                header = self.headers.get("Range")
+                match = _RANGE.fullmatch(header or "")
+                if match:
+                    start = int(match.group(1))
+                    end = min(int(match.group(2) or len(data) - 1), len(data) - 1)
+                    status, body = 206, data[start:end + 1]
+                    headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                self.send_response(status)
+                headers |= {"Content-Length": str(len(body)), "Accept-Ranges": "bytes"}
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if mode == "drop":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(2)  # the peer sees the transfer cut short
+                    server.log.append(Hit(self.path, header, status, len(body) // 2))
+                    return
+                self.wfile.write(body)
+                server.log.append(Hit(self.path, header, status, len(body)))
+
+            def _send_error(self, status: int) -> None:
+                server.log.append(Hit(self.path, self.headers.get("Range"), status, 0))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def arrived(self, fragment: str) -> int:
+        return sum(n for path, n in self.arrivals.items() if fragment in path)

@@ -1,0 +1,227 @@
+"""Imagery sources on the real rasters in ../shared/data/imagery, over a real HTTP server too."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import transform, transform_bounds
+from rasterio.windows import Window
+
+from skyscript_db.etl.fetch import fetch_one
+from skyscript_db.etl.imagery import gee
+from skyscript_db.etl.imagery.base import (ImageRequest, NoCoverage, RetryPolicy, TransientError,
+                                           to_uint8)
+from skyscript_db.etl.imagery.local import LocalSource
+from skyscript_db.etl.imagery.raster import read_request
+from skyscript_db.etl.imagery.stac import StacSource
+
+from conftest import IMAGERY
+from http_server import RangeServer
+
+RASTERS = {  # file: RGB bands
+    "naip-north-dakota-2020-5m.tif": (1, 2, 3),
+    "landsat7-olinda.tif": (3, 2, 1),
+    "sentinel2-ems-estuary-cog.tif": (3, 2, 1),
+    "sentinel2-helsinki-seurasaari-2021.tif": (3, 2, 1),
+}
+
+
+def raster(name: str):
+    path = IMAGERY / name
+    if not path.exists():
+        pytest.skip(f"{path} is missing: the shared test data is not beside this checkout")
+    return path
+
+
+def request_around(path, lon: float, lat: float, size_px: int, gsd_m: float,
+                   epsg: int | None = None, pair_id: int = 1) -> ImageRequest:
+    """A request centred on lon/lat, in the point's WGS 84 / UTM zone unless epsg is given."""
+    epsg = epsg or (32600 if lat >= 0 else 32700) + math.floor((lon + 180) / 6) + 1
+    (x,), (y,) = transform("EPSG:4326", f"EPSG:{epsg}", [lon], [lat])
+    half = size_px * gsd_m / 2
+    w, s, e, n = transform_bounds(f"EPSG:{epsg}", "EPSG:4326", x - half, y - half, x + half, y + half)
+    return ImageRequest(pair_id, "node", pair_id, "TEST", size_px, size_px, gsd_m, epsg,
+                        x - half, y - half, x + half, y + half, w, s, e, n)
+
+
+def centre_lonlat(src) -> tuple[float, float]:
+    w, s, e, n = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    return (w + e) / 2, (s + n) / 2
+
+
+@pytest.mark.parametrize("name, epsg", [("sentinel2-helsinki-seurasaari-2021.tif", 32635),
+                                        ("naip-north-dakota-2020-5m.tif", 26914),
+                                        ("landsat7-olinda.tif", 31985)])
+def test_aligned_request_reads_the_exact_pixels(name, epsg):
+    """A request on the raster's own grid gives exactly what a direct windowed read gives."""
+    with rasterio.open(raster(name)) as src:
+        col, row, size = src.width // 4, src.height // 4, min(src.width, src.height) // 2
+        x_min, y_max = src.xy(row, col, offset="ul")
+        x_max, y_min = src.xy(row + size, col + size, offset="ul")
+        w, s, e, n = transform_bounds(src.crs, "EPSG:4326", x_min, y_min, x_max, y_max)
+        request = ImageRequest(1, "node", 1, "T", size, size, src.res[0], epsg,
+                               x_min, y_min, x_max, y_max, w, s, e, n)
+        ours, valid = read_request(src, request, RASTERS[name], Resampling.nearest)
+        direct = src.read(list(RASTERS[name]), window=Window(col, row, size, size))
+    assert valid.all()
+    assert np.array_equal(ours, direct)
+
+
+@pytest.mark.parametrize("name", list(RASTERS))
+def test_ground_bounds_within_one_pixel_in_any_crs(name):
+    """Centre a WGS 84 / UTM request on the raster's east edge: the raster must end in the image
+    exactly where that edge lies on the ground (within one output pixel)."""
+    path = raster(name)
+    with rasterio.open(path) as src:
+        lon, lat = centre_lonlat(src)
+        mid_y = (src.bounds.bottom + src.bounds.top) / 2
+        (edge_lon,), (edge_lat,) = transform(src.crs, "EPSG:4326", [src.bounds.right], [mid_y])
+        request = request_around(path, edge_lon, edge_lat, 100, 10.0)
+        data, valid = read_request(src, request, RASTERS[name])
+    (edge_x,), _ = transform(src.crs, f"EPSG:{request.utm_epsg}", [src.bounds.right], [mid_y])
+    expected_cols = (edge_x - request.x_min) / request.gsd_m
+    assert abs(valid[50].sum() - expected_cols) <= 1.0
+    assert data.shape == (3, 100, 100)
+
+
+@pytest.mark.parametrize("name", list(RASTERS))
+def test_local_source_scales_to_8_bit_and_pads_partial_cover(name):
+    path = raster(name)
+    with rasterio.open(path) as src:
+        lon, lat = centre_lonlat(src)
+        (edge_lon,), _ = transform(src.crs, "EPSG:4326", [src.bounds.right],
+                                   [(src.bounds.bottom + src.bounds.top) / 2])
+        dtype = src.dtypes[0]
+    inside = LocalSource(str(path), RASTERS[name]).fetch(request_around(path, lon, lat, 64, 10.0))
+    partial = LocalSource(str(path), RASTERS[name]).fetch(request_around(path, edge_lon, lat, 64, 10.0))
+    assert inside.pixels.shape == (64, 64, 3) and inside.pixels.dtype == np.uint8
+    assert inside.meta["coverage"] == 1.0 and inside.meta["dtype"] == dtype
+    assert inside.pixels.std() > 5  # a stretched image, not a flat one
+    assert 0.3 < partial.meta["coverage"] < 0.7
+    assert (partial.pixels[:, -5:] == 0).all()  # east of the raster: padded black
+    with pytest.raises(NoCoverage):
+        LocalSource(str(path), RASTERS[name]).fetch(request_around(path, lon + 1, lat, 64, 10.0))
+
+
+def test_scaling_rule():
+    valid = np.ones((2, 2), dtype=bool)
+    raw = np.arange(12, dtype=np.uint8).reshape(3, 2, 2)
+    assert np.array_equal(to_uint8(raw, valid), raw.transpose(1, 2, 0))
+    wide = np.array([[[0, 1000], [2000, 10000]]] * 3, dtype=np.uint16)
+    out = to_uint8(wide, valid)
+    assert out.min() == 0 and out.max() == 255
+    assert (to_uint8(wide, np.zeros((2, 2), dtype=bool)) == 0).all()
+
+
+def test_retry_policy_retries_only_transient_errors():
+    calls, sleeps = [], []
+
+    def flaky():
+        calls.append(1)
+        raise TransientError("503")
+
+    with pytest.raises(TransientError):
+        RetryPolicy(attempts=3, base_s=1).call(flaky, sleep=sleeps.append)
+    assert len(calls) == 3 and len(sleeps) == 2 and all(0 <= s <= 2 for s in sleeps)
+    calls.clear()
+    with pytest.raises(NoCoverage):
+        RetryPolicy(attempts=3).call(lambda: calls.append(1) or (_ for _ in ()).throw(NoCoverage()),
+                                     sleep=sleeps.append)
+    assert len(calls) == 1
+    assert RetryPolicy().delays(seed=5) == RetryPolicy().delays(seed=5)
+
+
+COG = "sentinel2-ems-estuary-cog.tif"
+
+
+@pytest.fixture
+def stac_server(tmp_path):
+    """The COG beside a static STAC catalog per server behaviour, served on 127.0.0.1."""
+    shutil.copy(raster(COG), tmp_path / COG)
+    with rasterio.open(tmp_path / COG) as src:
+        bbox = list(transform_bounds(src.crs, "EPSG:4326", *src.bounds))
+    with RangeServer(tmp_path, slow_s=3) as server:
+        for mode in ("ok", "fail500", "slow", "drop"):
+            item = {
+                "type": "Feature", "stac_version": "1.0.0", "id": f"ems-{mode}",
+                "bbox": bbox, "geometry": {"type": "Polygon", "coordinates": [[
+                    [bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]],
+                    [bbox[0], bbox[3]], [bbox[0], bbox[1]]]]},
+                "properties": {"datetime": "2021-06-01T10:00:00Z"},
+                "links": [], "assets": {"visual": {"href": f"{server.url}/{mode}/{COG}",
+                                                   "type": "image/tiff; application=geotiff"}},
+            }
+            catalog = {"type": "Catalog", "stac_version": "1.0.0", "id": f"test-{mode}",
+                       "description": "test", "links": [
+                           {"rel": "item", "href": f"{server.url}/ok/item-{mode}.json",
+                            "type": "application/json"}]}
+            (tmp_path / f"item-{mode}.json").write_text(json.dumps(item))
+            (tmp_path / f"catalog-{mode}.json").write_text(json.dumps(catalog))
+        yield server
+
+
+def ems_request(pair_id: int = 1) -> ImageRequest:
+    with rasterio.open(raster(COG)) as src:
+        lon, lat = centre_lonlat(src)
+    return request_around(raster(COG), lon, lat, 64, 10.0, pair_id=pair_id)
+
+
+def test_stac_finds_the_item_and_reads_only_needed_ranges(stac_server):
+    source = StacSource(f"{stac_server.url}/ok/catalog-ok.json", None, ("visual",), (3, 2, 1))
+    fetched = source.fetch(ems_request())
+    local = LocalSource(str(raster(COG)), (3, 2, 1)).fetch(ems_request())
+    cog_hits = [h for h in stac_server.log if h.path.endswith(COG)]
+    assert fetched.meta["item"] == "ems-ok" and fetched.acquired == "2021-06-01"
+    assert np.array_equal(fetched.pixels, local.pixels)
+    assert cog_hits and all(h.range and h.status == 206 for h in cog_hits)
+    assert sum(h.bytes for h in cog_hits) < (raster(COG)).stat().st_size
+
+
+@pytest.mark.parametrize("mode", ["fail500", "slow", "drop"])
+def test_stac_faults_are_retried_then_recorded_as_failed(stac_server, tmp_path, mode):
+    source = StacSource(f"{stac_server.url}/ok/catalog-{mode}.json", None, ("visual",),
+                        (3, 2, 1), timeout_s=1)
+    outcome = fetch_one(source, ems_request(), None, tmp_path / "out",
+                        RetryPolicy(attempts=3, base_s=0.01), 90)
+    assert outcome["status"] == "failed"
+    assert "TransientError" in outcome["error"]
+    assert stac_server.arrived(f"/{mode}/") >= 3  # every attempt reached the server
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.jpg"))
+
+
+def test_gee_request_building():
+    request = ems_request()
+    grid = gee.pixel_grid(request)
+    assert grid["dimensions"] == {"width": 64, "height": 64}
+    assert grid["crsCode"] == f"EPSG:{request.utm_epsg}"
+    assert grid["affineTransform"]["translateX"] == request.x_min
+    assert grid["affineTransform"]["translateY"] == request.y_max
+    assert grid["affineTransform"]["scaleY"] == -request.gsd_m
+    s2 = gee.COLLECTIONS["S2"]
+    assert gee.filters(s2, "2024-01-01") == {"date": ("2022-01-01", "2024-01-01"),
+                                             "cloud": ("CLOUDY_PIXEL_PERCENTAGE", 20)}
+    assert "cloud" not in gee.filters(gee.COLLECTIONS["FI"], "2024-01-01")
+    assert gee.visualize_params(s2) == {"bands": ["B4", "B3", "B2"], "min": 0, "max": 3000}
+
+    class HttpError(Exception):
+        def __init__(self, status):
+            self.status = status
+
+    assert gee.is_transient(HttpError(429)) and gee.is_transient(HttpError(503))
+    assert not gee.is_transient(HttpError(400))
+    assert gee.is_transient(Exception("Too many requests; quota exceeded"))
+    assert not gee.is_transient(Exception("Image.load: Asset not found"))
+
+
+def test_gee_table_matches_the_catalog_seed():
+    from skyscript_db import queries
+
+    seed = queries.sql_text("seeds/image_collections.csv").splitlines()[1:]
+    codes = {line.split(",")[0]: line.split(",")[1] for line in seed}
+    assert codes == {code: c.asset for code, c in gee.COLLECTIONS.items()}

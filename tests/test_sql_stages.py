@@ -10,7 +10,6 @@ import pytest
 
 import skyscript_db
 from skyscript_db import queries
-from skyscript_db.errors import SqlFileError
 from skyscript_db.sql_stages import create_macros
 
 from conftest import HELSINKI, IMAGERY

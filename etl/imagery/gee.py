@@ -120,7 +120,7 @@ class GeeSource:
                 "grid": pixel_grid(request),
             })
         except ee.EEException as e:
-            raise TransientError(str(e)) if is_transient(e) else e
+            raise (TransientError(str(e)) if is_transient(e) else e) from e
         rgb = np.dstack([pixels[b] for b in ("vis-red", "vis-green", "vis-blue")]).astype(np.uint8)
         acquired = np.datetime64(int(newest), "ms").astype("datetime64[D]").item().isoformat()
         return Fetched(rgb, source=self.name, acquired=acquired, meta={"asset": collection.asset})

@@ -28,7 +28,10 @@ from skyscript_db.config import BuildConfig
 from skyscript_db.db import DEFAULT_DB, connect
 from skyscript_db.errors import DatabaseError, SkyscriptError
 from skyscript_db.etl import ingest as ingest_stage
-from skyscript_db.etl import fetch, register
+from skyscript_db.embed import TINY, ModelSpec
+from skyscript_db.etl import embeddings, fetch, register
+from skyscript_db.etl.embeddings import EmbedConfig
+from skyscript_db.etl.index import build_index, index_dir
 from skyscript_db.etl.fetch import FetchConfig
 from skyscript_db.etl.imagery.base import RetryPolicy
 
@@ -111,6 +114,9 @@ def build(
                                               "(SYNTHETIC images drawn from OSM, offline).")]
     = "catalog",
     fetch: Annotated[bool, typer.Option(help="Fetch the images too (fetch-images).")] = False,
+    embed_: Annotated[bool, typer.Option("--embed", help="Then embed with the default model and "
+                                                        "build the index (embed, index).")]
+    = False,
     only: Annotated[Optional[str], typer.Option(help="Rerun just this stage: "
                                                      + ", ".join(pipeline.ALL_STAGES))] = None,
     force: Annotated[bool, typer.Option(help="Rerun stages that are up to date.")] = False,
@@ -123,6 +129,9 @@ def build(
         ran = pipeline.build(pbf, db, config, force=force, only=only, on_progress=progress)
     if fetch:
         fetch_images(db=db)
+    if embed_:
+        embed(db=db)
+        index(db=db)
     console.print(f"{db}: ran {', '.join(ran) if ran else 'nothing (up to date)'}", soft_wrap=True,
                   highlight=False)
 
@@ -143,6 +152,63 @@ def fetch_images(
     console.print(f"{db}: {result.info['rows_in']:,} requests fetched: "
                   f"{result.rows_out:,} images ok in total, {result.info['failed']:,} failed, "
                   f"{result.info['no_coverage']:,} without coverage", highlight=False)
+
+
+@app.command()
+def embed(
+    db: DbOption = DEFAULT_DB,
+    model: Annotated[str, typer.Option(help="open_clip model name, hf-hub:ORG/REPO or "
+                                            "local-dir:PATH.")] = TINY,
+    pretrained: Annotated[Optional[str], typer.Option(help="Pretrained tag (e.g. openai) or a "
+                                                           "local checkpoint file.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights when none are given.")]
+    = 0,
+    batch: Annotated[int, typer.Option(help="Pairs per batch.")] = 64,
+    score_caption: Annotated[str, typer.Option(help="Caption scored in the pairs view: title or "
+                                                    "title_multi_objects.")] = "title",
+) -> None:
+    """Embed fetched images and their captions with CLIP; (re)create the pairs views."""
+    config = EmbedConfig(ModelSpec(model, pretrained, seed), batch, score_caption)
+    with _errors(), connect(db) as con, _progress("embed", unit="pairs") as progress:
+        result = embeddings.embed(con, db, config, on_progress=progress)
+    console.print(f"{db}: {result.rows_in:,} pairs embedded with {config.model.model_id}, "
+                  f"{result.rows_out:,} in all", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def index(db: DbOption = DEFAULT_DB) -> None:
+    """Build the FAISS indexes (images, captions) for the current model beside the database."""
+    with _errors(), connect(db, read_only=True) as con:
+        manifest = build_index(con, db)
+    console.print(f"{db}: {manifest['n']:,} vectors indexed in {index_dir(db)}: "
+                  + ", ".join(f"{k} {v['type']}" for k, v in manifest["indexes"].items()),
+                  highlight=False, soft_wrap=True)
+
+
+@app.command()
+def retrieve(
+    text: Annotated[Optional[str], typer.Argument(help="What to look for.")] = None,
+    k: Annotated[int, typer.Option("-k", help="How many pairs.")] = 10,
+    where: Annotated[Optional[str], typer.Option(help="SQL predicate over the pairs view.")]
+    = None,
+    image: Annotated[Optional[Path], typer.Option(help="Search by this image instead.")] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """The best-matching image-caption pairs for a text (or an image), as a table."""
+    from skyscript_db import retrieval
+
+    with _errors():
+        if (text is None) == (image is None):
+            raise SkyscriptError("give a TEXT or --image PATH")
+        frame = retrieval.retrieve(text, k, where, db) if image is None \
+            else retrieval.retrieve_by_image(image, k, where, db)
+    table = Table(show_lines=False)
+    for column in ("rank", "score", "pair_id", "collection_code", "title", "image_path"):
+        table.add_column(column)
+    for row in frame.itertuples():
+        table.add_row(str(row.rank), f"{row.score:.4f}", str(row.pair_id), row.collection_code,
+                      row.title, row.image_path)
+    Console().print(table)
 
 
 def _bands(value: Optional[str]) -> Optional[list[int]]:

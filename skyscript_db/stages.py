@@ -39,7 +39,7 @@ def fingerprint(*parts: Any) -> str:
 
 def last_run(con: duckdb.DuckDBPyConnection, stage: str) -> tuple[str, str] | None:
     """(fingerprint, finish time) of the stage's last committed run, None if it never ran."""
-    if not _has_table(con, "stage_runs"):
+    if not has_table(con, "stage_runs"):
         return None
     row = queries.load("stage_runs.sql")["last_run"].run(con, stage=stage).fetchone()
     return (row[0], row[1]) if row else None
@@ -78,5 +78,5 @@ def run_stage(
     return result
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(queries.load("stage_runs.sql")["has_table"].run(con, name=name).fetchone()[0])

@@ -38,6 +38,7 @@ bench: venv
 	$(BIN)/python bench/ingest.py $(if $(QUACKOSM_PYTHON),--quackosm-python $(QUACKOSM_PYTHON))
 	$(BIN)/python bench/sql.py
 	$(BIN)/python bench/imagery.py
+	$(BIN)/python bench/retrieval.py
 
 # Re-pin requirements.lock from what pyproject.toml asks for today.
 lock:

@@ -12,5 +12,18 @@ from skyscript_db.db import connect
 from skyscript_db.pipeline import build
 from skyscript_db.readonly import sql
 
-__all__ = ["BuildConfig", "build", "caption", "connect", "sql", "__version__"]
+
+
+
+def __getattr__(name: str):
+    """retrieve and retrieve_by_image load torch and faiss: imported on first use only."""
+    if name in ("retrieve", "retrieve_by_image"):
+        from skyscript_db import retrieval
+
+        return getattr(retrieval, name)
+    raise AttributeError(f"module 'skyscript_db' has no attribute {name!r}")
+
+
+__all__ = ["BuildConfig", "build", "caption", "connect", "retrieve", "retrieve_by_image", "sql",
+           "__version__"]
 __version__ = "0.1.0"

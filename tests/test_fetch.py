@@ -114,7 +114,7 @@ def test_server_failures_are_recorded_and_the_run_goes_on(render_db, tmp_path):
                         "'stac', 'test' from stac_collections")
             con.execute("update image_requests set collection_code = 'STAC_500' where pair_id in "
                         "(select pair_id from image_requests order by pair_id limit 4)")
-            result = fetch_images(con, db, FetchConfig(workers=2, processes=False,
+            result = fetch_images(con, db, FetchConfig(workers=1, processes=False,
                                                         retry=RetryPolicy(attempts=2, base_s=0.01)))
         failed = rows(db, "select error from images where status = 'failed'")
     assert result.info["failed"] == 4 and len(failed) == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,17 @@ def helsinki_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def eleven_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every stage on the eleven extracts (several countries, so several collections)."""
     return build_all(tmp_path_factory, ELEVEN, skyscript_db.BuildConfig(fraction=0.3))
+
+
+@pytest.fixture(scope="session")
+def render_db(tmp_path_factory: pytest.TempPathFactory, helsinki_db: Path) -> Path:
+    """Helsinki, every stage, a small selection, SYNTHETIC render collections; nothing fetched.
+    Tests that change it work on a copy."""
+    db = tmp_path_factory.mktemp("render") / "render.duckdb"
+    shutil.copy(helsinki_db, db)
+    config = skyscript_db.BuildConfig(imagery="render", n_cells=1, rare_threshold=3, rare_cap=10)
+    skyscript_db.build(HELSINKI, db, config)
+    return db
 
 
 @pytest.fixture(scope="session")

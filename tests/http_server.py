@@ -72,6 +72,20 @@ class RangeServer:
                 self.wfile.write(body)
                 server.log.append(Hit(self.path, header, status, len(body)))
 
+            def do_HEAD(self) -> None:
+                server.arrivals[self.path] += 1
+                if self.path.startswith("/slow/"):
+                    time.sleep(server.slow_s)
+                mode, _, rest = self.path.lstrip("/").partition("/")
+                file = server.root / rest
+                if mode == "fail500" or not file.is_file():
+                    return self._send_error(500 if mode == "fail500" else 404)
+                server.log.append(Hit(self.path, "HEAD", 200, 0))
+                self.send_response(200)
+                self.send_header("Content-Length", str(file.stat().st_size))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+
             def _send_error(self, status: int) -> None:
                 server.log.append(Hit(self.path, self.headers.get("Range"), status, 0))
                 self.send_response(status)

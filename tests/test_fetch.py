@@ -11,27 +11,15 @@ import subprocess
 import sys
 import time
 
-import pytest
 from PIL import Image
 
 import skyscript_db
 from skyscript_db.etl.fetch import FetchConfig, fetch_images, image_dir
 from skyscript_db.etl.imagery.base import RetryPolicy
 
-from conftest import HELSINKI
 from http_server import RangeServer
 
 NAME = re.compile(r"^[anw]\d+_SYNTH_[A-Z0-9]+_xx\.jpg$")
-
-
-@pytest.fixture(scope="module")
-def render_db(tmp_path_factory, helsinki_db):
-    """Helsinki with every stage run and SYNTHETIC render collections, nothing fetched yet."""
-    db = tmp_path_factory.mktemp("render") / "render.duckdb"
-    shutil.copy(helsinki_db, db)
-    config = skyscript_db.BuildConfig(imagery="render", n_cells=1, rare_threshold=3, rare_cap=10)
-    skyscript_db.build(HELSINKI, db, config)
-    return db
 
 
 def copy_db(render_db, tmp_path):

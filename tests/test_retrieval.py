@@ -22,12 +22,10 @@ from conftest import HELSINKI
 
 
 @pytest.fixture(scope="module")
-def embedded_db(tmp_path_factory, helsinki_db):
-    """Every stage, SYNTHETIC images fetched, embedded with the tiny model, indexed."""
+def embedded_db(tmp_path_factory, render_db):
+    """The render database with its images fetched, embedded with the tiny model, indexed."""
     db = tmp_path_factory.mktemp("embedded") / "embedded.duckdb"
-    shutil.copy(helsinki_db, db)
-    config = skyscript_db.BuildConfig(imagery="render", n_cells=1, rare_threshold=3, rare_cap=10)
-    skyscript_db.build(HELSINKI, db, config)
+    shutil.copy(render_db, db)
     with skyscript_db.connect(db) as con:
         fetch_images(con, db, FetchConfig(workers=2, processes=False))
         embed(con, db)
@@ -117,7 +115,7 @@ def test_approximate_index_agrees_with_exact_search():
     queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
     _, found = index.search(queries, 10)
     _, truth = exact.search(queries, 10)
-    assert recall(found, truth) >= 0.9
+    assert recall(found, truth) >= 0.95  # the tuner's target holds for held-out queries
 
 
 def test_cli_build_fetch_embed_then_retrieve(tmp_path, helsinki_db):

@@ -4,7 +4,7 @@ embedding throughput. Writes bench/results/retrieval.md.
 Vectors: 512-d unit vectors drawn around 10 K random unit centres (per-dimension noise sigma),
 as real CLIP embeddings are clustered; 1 K held-out queries from the same distribution. Then the
 same for uniformly random unit vectors, the known worst case for an IVF index.
-Usage: python bench/retrieval.py [--n 1000000] [--sigma 0.02]
+Usage: python bench/retrieval.py [--n 1000000] [--sigmas 0.02,0.05]
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def embedding_throughput() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--sigma", type=float, default=0.02)
+    parser.add_argument("--sigmas", default="0.02,0.05",
+                        help="per-dimension noise around the centres, one run each")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     lines = [
@@ -133,8 +134,10 @@ def main() -> None:
         f"(`make_index`, as `skyscript-db index` builds it); k = {K}.",
         "",
     ]
-    lines += measure(f"Clustered: {CENTRES:,} centres, per-dimension noise sigma {args.sigma}",
-                     clustered(args.n + QUERIES, args.sigma, rng))
+    for sigma in (float(x) for x in args.sigmas.split(",")):
+        lines += measure(f"Clustered: {CENTRES:,} centres, per-dimension noise sigma {sigma} "
+                         f"(noise norm ≈ {sigma * DIM ** 0.5:.2f} against unit centres)",
+                         clustered(args.n + QUERIES, sigma, rng))
     lines += measure("Uniformly random unit vectors (worst case)", uniform(args.n + QUERIES, rng))
     lines += embedding_throughput()
     RESULTS.write_text("\n".join(lines))

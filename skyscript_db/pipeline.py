@@ -18,7 +18,8 @@ from skyscript_db.db import DEFAULT_DB, connect
 from skyscript_db.errors import DatabaseError
 from skyscript_db.etl import ingest as ingest_stage
 from skyscript_db.sql_stages import STAGE_NAMES, STAGES, run_sql_stage
-from skyscript_db.stages import fingerprint, last_run
+from skyscript_db import queries
+from skyscript_db.stages import fingerprint, has_table, last_run
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def build(
             ran.append(ingest_stage.STAGE)
         for stage in STAGES:
             upstream = fingerprint(last_run(con, _previous(stage.name)),
-                                   _local_imagery_state(con, stage.name))
+                                   _registered_imagery(con, stage.name))
             wanted = stage.fingerprint(config, upstream)
             if _should_run(con, stage.name, wanted, force, only):
                 run_sql_stage(con, stage, config, wanted)
@@ -77,12 +78,12 @@ def _should_run(con: duckdb.DuckDBPyConnection, stage: str, wanted: str, force: 
     return False
 
 
-def _local_imagery_state(con: duckdb.DuckDBPyConnection, stage: str) -> str:
-    """Registered rasters are an input of image_collections: their list joins its fingerprint."""
+def _registered_imagery(con: duckdb.DuckDBPyConnection, stage: str) -> str:
+    """Registered rasters and STAC catalogs are inputs of image_collections: their rows join its
+    fingerprint."""
     if stage != "image_collections":
         return ""
-    exists = con.execute("select count(*) from duckdb_tables() where table_name = 'local_imagery'"
-                         ).fetchone()[0]
-    rows = con.execute("select code, path, gsd_m from local_imagery order by code").fetchall() \
-        if exists else []
+    q = queries.load("register_imagery.sql")
+    sources = (("local_state", "local_imagery"), ("stac_state", "stac_collections"))
+    rows = [q[name].run(con).fetchall() if has_table(con, table) else [] for name, table in sources]
     return fingerprint(rows)

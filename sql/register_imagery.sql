@@ -9,3 +9,9 @@ values ($code, $path, $crs, $gsd_m, $bands, $dtype, st_geomfromtext($footprint_w
 -- name: register_stac
 insert or replace into stac_collections (code, url, collection, assets, rgb_bands, gsd_m, footprint)
 values ($code, $url, $collection, $assets, $rgb_bands, $gsd_m, st_geomfromtext($footprint_wkt));
+
+-- name: local_state
+select code, path, gsd_m, rgb_bands from local_imagery order by code;
+
+-- name: stac_state
+select code, url, collection, assets, rgb_bands, gsd_m from stac_collections order by code;

@@ -101,19 +101,24 @@ def build(
     pbf: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm.pbf).")]
     = pipeline.DEFAULT_PBF,
     db: DbOption = DEFAULT_DB,
-    seed: Annotated[int, typer.Option(help="Build seed; each stage derives its own.")] = 0,
+    seed: Annotated[int, typer.Option(help="Build seed; each stage derives its own.")]
+    = BuildConfig.seed,
     cells: Annotated[Optional[int], typer.Option(help="Grid cells to draw (default: --fraction "
                                                       "of the occupied cells).")] = None,
-    fraction: Annotated[float, typer.Option(help="Share of occupied cells to draw.")] = 0.25,
+    fraction: Annotated[float, typer.Option(help="Share of occupied cells to draw.")]
+    = BuildConfig.fraction,
     rare_threshold: Annotated[int, typer.Option(help="Target visible tags with fewer selected "
-                                                     "objects than this.")] = 20,
-    rare_cap: Annotated[int, typer.Option(help="Objects added per rare tag, at most.")] = 200,
+                                                     "objects than this.")]
+    = BuildConfig.rare_threshold,
+    rare_cap: Annotated[int, typer.Option(help="Objects added per rare tag, at most.")]
+    = BuildConfig.rare_cap,
     max_surrounding: Annotated[int, typer.Option(help="Surrounding objects per multi-object "
-                                                      "caption.")] = 10,
+                                                      "caption.")] = BuildConfig.max_surrounding,
     imagery: Annotated[str, typer.Option(help="'catalog' (Earth Engine collections) or 'render' "
                                               "(SYNTHETIC images drawn from OSM, offline).")]
-    = "catalog",
-    fetch: Annotated[bool, typer.Option(help="Fetch the images too (fetch-images).")] = False,
+    = BuildConfig.imagery,
+    fetch_: Annotated[bool, typer.Option("--fetch", help="Fetch the images too "
+                                                         "(fetch-images).")] = False,
     embed_: Annotated[bool, typer.Option("--embed", help="Then embed with the default model and "
                                                         "build the index (embed, index).")]
     = False,
@@ -127,7 +132,7 @@ def build(
                              rare_threshold=rare_threshold, rare_cap=rare_cap,
                              max_surrounding=max_surrounding, imagery=imagery)
         ran = pipeline.build(pbf, db, config, force=force, only=only, on_progress=progress)
-    if fetch:
+    if fetch_:
         fetch_images(db=db)
     if embed_:
         embed(db=db)

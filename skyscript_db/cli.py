@@ -154,9 +154,10 @@ def fetch_images(
                          gee_project=gee_project)
     with _errors(), connect(db) as con, _progress("fetch images", unit="images") as progress:
         result = fetch.fetch_images(con, db, config, on_progress=progress)
-    console.print(f"{db}: {result.info['rows_in']:,} requests fetched: "
-                  f"{result.rows_out:,} images ok in total, {result.info['failed']:,} failed, "
-                  f"{result.info['no_coverage']:,} without coverage", highlight=False)
+    info = result.info
+    console.print(f"{db}: {info['rows_in']:,} requests fetched; in all {info['rows_out']:,} "
+                  f"images ok, {info['failed']:,} failed, {info['no_coverage']:,} without "
+                  "coverage", highlight=False)
 
 
 @app.command()

@@ -135,6 +135,7 @@ def storage_throughput(n: int = 100_000) -> list[str]:
         with skyscript_db.connect(Path(tmp) / "v.duckdb") as con:
             con.execute("create table v (pair_id bigint, image float[], title float[], "
                         "title_multi_objects float[])")
+            con.register("batch", batch)
             t = time.perf_counter()
             con.execute("insert into v select * from batch")
             seconds = time.perf_counter() - t

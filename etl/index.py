@@ -43,7 +43,8 @@ def index_dir(db: Path) -> Path:
 
 def current_model(con: duckdb.DuckDBPyConnection) -> str:
     if not has_table(con, "pair_settings"):
-        raise DatabaseError("no embeddings yet: run `skyscript-db embed` (then `skyscript-db index`)")
+        raise DatabaseError(
+            "no embeddings yet: run `skyscript-db embed` (then `skyscript-db index`)")
     return queries.load("90_embeddings.sql")["current_model"].row(con)["model_id"]
 
 

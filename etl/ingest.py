@@ -54,9 +54,10 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ingest_fingerprint(path: Path, digest: str) -> str:
+def ingest_fingerprint(digest: str) -> str:
     """Changes when the file, the area rules or this package's version change."""
-    return fingerprint(STAGE, digest, queries.sql_text(f"seeds/{AREA_RULES}"), _version("skyscript-db"))
+    rules = queries.sql_text(f"seeds/{AREA_RULES}")
+    return fingerprint(STAGE, digest, rules, _version("skyscript-db"))
 
 
 def ingest(
@@ -77,7 +78,7 @@ def ingest(
     digest = digest or sha256_of(path)
     params = {"pbf": str(path.resolve()), "location_index": location_index}
     body = _IngestBody(path, digest, location_index, on_progress)
-    return run_stage(con, STAGE, ingest_fingerprint(path, digest), params, body)
+    return run_stage(con, STAGE, ingest_fingerprint(digest), params, body)
 
 
 class _IngestBody:

@@ -49,7 +49,8 @@ def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
     except Exception as e:
         raise InputError(f"{url}: cannot read the STAC catalog ({e})") from e
     if not boxes:
-        raise InputError(f"{url}: the catalog has no items" + (f" in {collection}" if collection else ""))
+        where = f" in {collection}" if collection else ""
+        raise InputError(f"{url}: the catalog has no items{where}")
     w, s = min(b[0] for b in boxes), min(b[1] for b in boxes)
     e, n = max(b[2] for b in boxes), max(b[3] for b in boxes)
     footprint = f"POLYGON (({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))"

@@ -32,6 +32,7 @@ from skyscript_db.embed import TINY, ModelSpec
 from skyscript_db.etl import embeddings, fetch, register
 from skyscript_db.etl.embeddings import EmbedConfig
 from skyscript_db.etl.index import build_index, index_dir
+from skyscript_db.stages import has_table
 from skyscript_db.etl.fetch import FetchConfig
 from skyscript_db.etl.imagery.base import RetryPolicy
 
@@ -51,7 +52,8 @@ class Format(str, enum.Enum):
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
+         = False,
          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings only.")] = False
          ) -> None:
     """Build SkyScript-style image-text datasets from OpenStreetMap in one DuckDB database."""
@@ -258,7 +260,8 @@ def add_stac(
 
 @app.command("sql")
 def sql_command(
-    query: Annotated[str, typer.Argument(help="SELECT, WITH, DESCRIBE, SHOW, EXPLAIN or SUMMARIZE.")],
+    query: Annotated[str, typer.Argument(help="SELECT, WITH, DESCRIBE, SHOW, EXPLAIN or "
+                                              "SUMMARIZE.")],
     db: DbOption = DEFAULT_DB,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o",
@@ -294,7 +297,7 @@ def _emit(text: str, output: Path | None) -> None:
 def info(db: DbOption = DEFAULT_DB) -> None:
     """Show build_info, the stage log and every table's row count."""
     with _errors(), connect(db, read_only=True) as con:
-        if not con.sql("select count(*) from duckdb_tables() where table_name = 'build_info'").fetchone()[0]:
+        if not has_table(con, "build_info"):
             raise DatabaseError(f"{db}: no build_info table; build it with `skyscript-db build`")
         out = Console()
         for title, query in (

@@ -48,4 +48,5 @@ def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
         raise ExtensionError(f"DuckDB spatial extension is not installed ({e.name}); {fix}") from e
     except (duckdb.Error, OSError) as e:
         first_line = str(e).strip().splitlines()[0]
-        raise ExtensionError(f"DuckDB spatial extension failed to load ({first_line}); {fix}") from e
+        raise ExtensionError(
+            f"DuckDB spatial extension failed to load ({first_line}); {fix}") from e

@@ -49,7 +49,7 @@ def build(
     ran: list[str] = []
     with connect(db) as con:
         digest = ingest_stage.sha256_of(path)
-        wanted = ingest_stage.ingest_fingerprint(path, digest)
+        wanted = ingest_stage.ingest_fingerprint(digest)
         if _should_run(con, ingest_stage.STAGE, wanted, force, only):
             ingest_stage.ingest(con, path, on_progress=on_progress, digest=digest)
             ran.append(ingest_stage.STAGE)

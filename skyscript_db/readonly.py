@@ -46,7 +46,8 @@ def _check_statement(statement: exp.Expression) -> None:
         return
     if not isinstance(statement, _READ_KINDS):
         kind = statement.sql(dialect="duckdb").split(maxsplit=1)[0]
-        raise ReadOnlyViolation(f"only read statements are allowed ({_ALLOWED}), not {kind.upper()}")
+        raise ReadOnlyViolation(
+            f"only read statements are allowed ({_ALLOWED}), not {kind.upper()}")
     for node in statement.walk():
         if isinstance(node, _WRITE_NODES):
             raise ReadOnlyViolation(

@@ -102,7 +102,8 @@ class GeeSource:
         _initialize(ee, self.project)
         region = ee.Geometry.Rectangle([request.west, request.south, request.east, request.north])
         rules = filters(collection, self.end_date)
-        images = ee.ImageCollection(collection.asset).filterBounds(region).filterDate(*rules["date"])
+        images = (ee.ImageCollection(collection.asset).filterBounds(region)
+                  .filterDate(*rules["date"]))
         if "cloud" in rules:
             prop, limit = rules["cloud"]
             images = images.filter(ee.Filter.lt(prop, limit)).sort(prop, False)

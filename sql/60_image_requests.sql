@@ -113,13 +113,9 @@ polygons as (
     from polygon_heights
 ),
 placed as (
-    select pair_id, osm_type, osm_id, kind, collection_code, gsd_m, width_px, height_px, utm_epsg,
-        cx, cy
-    from points_and_lines
-    union all
-    select pair_id, osm_type, osm_id, kind, collection_code, gsd_m, width_px, height_px, utm_epsg,
-        cx, cy
-    from polygons
+    select * from points_and_lines
+    union all by name
+    select * from polygons
 ),
 final as (
     select

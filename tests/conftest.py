@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -52,14 +51,11 @@ def eleven_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def render_db(tmp_path_factory: pytest.TempPathFactory, helsinki_db: Path) -> Path:
+def render_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Helsinki, every stage, a small selection, SYNTHETIC render collections; nothing fetched.
     Tests that change it work on a copy."""
-    db = tmp_path_factory.mktemp("render") / "render.duckdb"
-    shutil.copy(helsinki_db, db)
     config = skyscript_db.BuildConfig(imagery="render", n_cells=1, rare_threshold=3, rare_cap=10)
-    skyscript_db.build(HELSINKI, db, config)
-    return db
+    return build_all(tmp_path_factory, HELSINKI, config)
 
 
 @pytest.fixture(scope="session")

@@ -49,20 +49,19 @@ def embed(con: duckdb.DuckDBPyConnection, db: Path, config: EmbedConfig = EmbedC
                             untrained=config.model.untrained, dim=encoder.dim)
     q["pending"].run(con, model_id=model_id)
     total = q["pending_count"].row(con)["n"]
-    done, after = 0, -1
-    while batch := q["next_batch"].run(con, after=after, size=config.batch).fetchall():
-        pair_ids, paths, titles, multis = (list(c) for c in zip(*batch))
-        images = [_open_rgb(db.parent / p) for p in paths]
+    done = 0
+    for batch in q["next_batch"].pages(con, config.batch):
+        images = [_open_rgb(db.parent / r["path"]) for r in batch]
         table = pa.table({
-            "pair_id": pa.array(pair_ids, pa.int64()),
+            "pair_id": pa.array([r["pair_id"] for r in batch], pa.int64()),
             "image": _lists(encoder.images(images)),
-            "title": _lists(encoder.texts(titles)),
-            "title_multi_objects": _lists(encoder.texts(multis)),
+            "title": _lists(encoder.texts([r["title"] for r in batch])),
+            "title_multi_objects": _lists(encoder.texts([r["title_multi_objects"] for r in batch])),
         })
         con.register("embedding_batch", table)
         q["insert"].run(con, model_id=model_id)
         con.unregister("embedding_batch")
-        done, after = done + len(batch), pair_ids[-1]
+        done += len(batch)
         if on_progress:
             on_progress(done, total)
 

@@ -143,12 +143,7 @@ def _batches(con: duckdb.DuckDBPyConnection,
     """Pending requests in pair_id order, with the render source's features for each batch."""
     q = queries.load("80_fetch.sql")
     after = -1
-    while True:
-        cursor = q["next_batch"].run(con, after=after, size=size)
-        names = [d[0] for d in cursor.description]
-        batch = [dict(zip(names, row)) for row in cursor.fetchall()]
-        if not batch:
-            return
+    for batch in q["next_batch"].pages(con, size):
         payloads: dict[int, list[Feature]] = defaultdict(list)
         if any(r["source_kind"] == "render" for r in batch):
             q["render_hits"].run(con, after=after, until=batch[-1]["pair_id"])
@@ -160,11 +155,8 @@ def _batches(con: duckdb.DuckDBPyConnection,
 
 
 def _sources(con: duckdb.DuckDBPyConnection, config: FetchConfig) -> dict[str, Source]:
-    q = queries.load("80_fetch.sql")
-    cursor = q["sources"].run(con)
-    names = [d[0] for d in cursor.description]
     sources: dict[str, Source] = {}
-    for row in (dict(zip(names, r)) for r in cursor.fetchall()):
+    for row in queries.load("80_fetch.sql")["sources"].dicts(con):
         kind = row["kind"]
         if kind == "render":
             sources[row["code"]] = RenderSource()

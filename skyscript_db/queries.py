@@ -7,6 +7,7 @@ statement with DuckDB `$param` bind parameters. Values are always bound, never s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -47,9 +48,24 @@ class Query:
 
     def row(self, con: duckdb.DuckDBPyConnection, **params: Any) -> dict[str, Any]:
         """Run and return the first row as {column: value}."""
+        rows = self.dicts(con, **params)
+        return rows[0] if rows else {}
+
+    def dicts(self, con: duckdb.DuckDBPyConnection, **params: Any) -> list[dict[str, Any]]:
+        """Run and return every row as {column: value}."""
         cursor = self.run(con, **params)
-        values = cursor.fetchone()
-        return dict(zip([d[0] for d in cursor.description], values or ()))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, values)) for values in cursor.fetchall()]
+
+    def pages(self, con: duckdb.DuckDBPyConnection, size: int,
+              **params: Any) -> Iterator[list[dict[str, Any]]]:
+        """Keyset pagination over a query taking `$after` and `$size` and ordered by pair_id:
+        each page starts after the last pair_id of the one before, so rows written between
+        pages (outcomes, embeddings) never shift what comes next."""
+        after = -1
+        while page := self.dicts(con, after=after, size=size, **params):
+            yield page
+            after = page[-1]["pair_id"]
 
     @property
     def where(self) -> str:

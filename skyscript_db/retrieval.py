@@ -19,7 +19,7 @@ import pyarrow as pa
 from skyscript_db import queries
 from skyscript_db.db import DEFAULT_DB, connect
 from skyscript_db.embed import ModelSpec, load_encoder
-from skyscript_db.etl.index import current_model, load_index
+from skyscript_db.etl.index import load_index
 from skyscript_db.readonly import check_read_only
 
 EXACT_BELOW = 20_000  # candidate sets this small are scored exactly
@@ -59,7 +59,7 @@ def _search(encode, kind: str, k: int, where: str | None,
             scores, ids = indexes[kind].search(query, k)
         else:
             scores, ids = _filtered_search(con, indexes[kind], kind, query, k, candidates_sql,
-                                           current_model(con))
+                                           model["model_id"])
         keep = ids[0] >= 0
         results = pa.table({"pair_id": ids[0][keep], "score": scores[0][keep],
                             "rank": np.arange(1, keep.sum() + 1)})

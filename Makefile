@@ -39,6 +39,7 @@ bench: venv
 	$(BIN)/python bench/sql.py
 	$(BIN)/python bench/imagery.py
 	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/tag_classifier.py
 
 # Re-pin requirements.lock from what pyproject.toml asks for today.
 lock:

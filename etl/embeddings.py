@@ -13,12 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 from PIL import Image
 
 from skyscript_db import queries
-from skyscript_db.embed import ModelSpec, load_encoder
+from skyscript_db.embed import ModelSpec, load_encoder, vector_lists
 from skyscript_db.stages import StageResult, fingerprint, run_stage
 
 log = logging.getLogger(__name__)
@@ -54,9 +53,9 @@ def embed(con: duckdb.DuckDBPyConnection, db: Path, config: EmbedConfig = EmbedC
         images = [_open_rgb(db.parent / r["path"]) for r in batch]
         table = pa.table({
             "pair_id": pa.array([r["pair_id"] for r in batch], pa.int64()),
-            "image": _lists(encoder.images(images)),
-            "title": _lists(encoder.texts([r["title"] for r in batch])),
-            "title_multi_objects": _lists(encoder.texts([r["title_multi_objects"] for r in batch])),
+            "image": vector_lists(encoder.images(images)),
+            "title": vector_lists(encoder.texts([r["title"] for r in batch])),
+            "title_multi_objects": vector_lists(encoder.texts([r["title_multi_objects"] for r in batch])),
         })
         con.register("embedding_batch", table)
         q["insert"].run(con, model_id=model_id)
@@ -81,8 +80,3 @@ def embed(con: duckdb.DuckDBPyConnection, db: Path, config: EmbedConfig = EmbedC
 def _open_rgb(path: Path) -> Image.Image:
     with Image.open(path) as image:
         return image.convert("RGB")
-
-
-def _lists(vectors: np.ndarray) -> pa.Array:
-    flat = pa.array(vectors.astype(np.float32).ravel(), pa.float32())
-    return pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]).cast(pa.list_(pa.float32()))

@@ -23,7 +23,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-from skyscript_db import pipeline, readonly
+from skyscript_db import pipeline, readonly, tag_visibility
 from skyscript_db.config import BuildConfig
 from skyscript_db.db import DEFAULT_DB, connect
 from skyscript_db.errors import DatabaseError, SkyscriptError
@@ -33,6 +33,8 @@ from skyscript_db.etl import embeddings, fetch, register
 from skyscript_db.etl.embeddings import EmbedConfig
 from skyscript_db.etl.index import build_index, index_dir
 from skyscript_db.stages import has_table
+from skyscript_db.tag_classifier import report_markdown
+from skyscript_db.text_encoders import MINILM, OPEN_CLIP
 from skyscript_db.etl.fetch import FetchConfig
 from skyscript_db.etl.imagery.base import RetryPolicy
 
@@ -119,6 +121,13 @@ def build(
     imagery: Annotated[str, typer.Option(help="'catalog' (Earth Engine collections) or 'render' "
                                               "(SYNTHETIC images drawn from OSM, offline).")]
     = BuildConfig.imagery,
+    model: Annotated[str, typer.Option(help="CLIP model for --embed (as in `embed`).")] = TINY,
+    pretrained: Annotated[Optional[str], typer.Option(help="Its weights (as in `embed`); with "
+                                                           "weights, its text tower is also the "
+                                                           "tag encoder.")] = None,
+    tag_encoder: Annotated[Optional[str], typer.Option(help="Tag classifier's text encoder: "
+                                                            "minilm (offline) or open_clip:MODEL"
+                                                            "[:PRETRAINED].")] = None,
     fetch_: Annotated[bool, typer.Option("--fetch", help="Fetch the images too "
                                                          "(fetch-images).")] = False,
     embed_: Annotated[bool, typer.Option("--embed", help="Then embed with the default model and "
@@ -130,17 +139,70 @@ def build(
 ) -> None:
     """Run every stage in order, skipping those whose inputs and parameters are unchanged."""
     with _errors(), _progress(f"build {pbf.name}") as progress:
+        spec = ModelSpec(model, pretrained)
         config = BuildConfig(seed=seed, n_cells=cells, fraction=fraction,
                              rare_threshold=rare_threshold, rare_cap=rare_cap,
-                             max_surrounding=max_surrounding, imagery=imagery)
+                             max_surrounding=max_surrounding, imagery=imagery,
+                             tag_encoder=tag_encoder or _default_tag_encoder(spec))
         ran = pipeline.build(pbf, db, config, force=force, only=only, on_progress=progress)
     if fetch_:
         fetch_images(db=db)
     if embed_:
-        embed(db=db)
+        embed(db=db, model=model, pretrained=pretrained)
         index(db=db)
     console.print(f"{db}: ran {', '.join(ran) if ran else 'nothing (up to date)'}", soft_wrap=True,
                   highlight=False)
+
+
+def _default_tag_encoder(spec: ModelSpec) -> str:
+    """The CLIP text tower when the build has CLIP weights (as the paper), else MiniLM."""
+    if spec.untrained:
+        return MINILM
+    return f"{OPEN_CLIP}{spec.name}" + (f":{spec.pretrained}" if spec.pretrained else "")
+
+
+tags_app = typer.Typer(help="The tag classifier: which tags are visible, up to which GSD.",
+                       no_args_is_help=True)
+app.add_typer(tags_app, name="tags")
+TagEncoderOption = Annotated[str, typer.Option(help="minilm (offline) or "
+                                                    "open_clip:MODEL[:PRETRAINED].")]
+
+
+@tags_app.command("train")
+def tags_train(db: DbOption = DEFAULT_DB,
+               tag_encoder: TagEncoderOption = BuildConfig.tag_encoder) -> None:
+    """Train the classifier on the labelled set (5-fold CV), store it and print its report."""
+    with _errors(), connect(db) as con:
+        config = BuildConfig(tag_encoder=tag_encoder)
+        if not has_table(con, "tag_stats"):
+            raise DatabaseError(f"{db}: no tag_stats table; build it with `skyscript-db build`")
+        model_id, report = tag_visibility.train(con, config)
+    console.print(f"{db}: trained {model_id}", highlight=False)
+    Console().print(report_markdown(report), highlight=False, markup=False)
+
+
+@tags_app.command("predict")
+def tags_predict(db: DbOption = DEFAULT_DB,
+                 tag_encoder: TagEncoderOption = BuildConfig.tag_encoder) -> None:
+    """Rerun stage tag_visibility (training first if no model fits); later stages go stale."""
+    with _errors(), _progress("embed tags", unit="texts") as progress:
+        config = BuildConfig(tag_encoder=tag_encoder)
+        pipeline.rerun(db, tag_visibility.STAGE, config, on_progress=progress)
+    with _errors(), connect(db, read_only=True) as con:
+        Console().print(con.sql("select source, visible, count(*) as tags from tag_visibility "
+                                "group by all order by all"))
+
+
+@tags_app.command("report")
+def tags_report(db: DbOption = DEFAULT_DB) -> None:
+    """Print the newest stored model's cross-validation report."""
+    with _errors(), connect(db, read_only=True) as con:
+        row = tag_visibility.latest_report(con) if has_table(con, "tag_models") else None
+        if row is None:
+            raise DatabaseError(f"{db}: no tag model; run `skyscript-db tags train`")
+    Console().print(f"# {row['model_id']}\n\n{row['n_labels']} labels, text encoder "
+                    f"{row['encoder_id']}, trained {row['trained_at']:%Y-%m-%d %H:%M} UTC\n\n"
+                    + report_markdown(row["report"]), highlight=False, markup=False)
 
 
 @app.command("fetch-images")

@@ -26,6 +26,8 @@ class BuildConfig:
     imagery: 'catalog' (the Earth Engine collections of the method) or 'render' (SYNTHETIC
         stand-ins drawn from OSM, for offline builds); registered local and STAC imagery is
         used either way.
+    tag_encoder: the text encoder of the tag classifier: 'minilm' (offline, the default) or
+        'open_clip:MODEL[:PRETRAINED]' (a CLIP text tower, as in the paper).
     """
 
     seed: int = 0
@@ -35,6 +37,7 @@ class BuildConfig:
     rare_cap: int = 200
     max_surrounding: int = 10
     imagery: str = "catalog"
+    tag_encoder: str = "minilm"
 
     def __post_init__(self) -> None:
         problems = []
@@ -47,6 +50,9 @@ class BuildConfig:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
         if self.imagery not in ("catalog", "render"):
             problems.append(f"imagery must be 'catalog' or 'render', got {self.imagery!r}")
+        if self.tag_encoder != "minilm" and not self.tag_encoder.startswith("open_clip:"):
+            problems.append("tag_encoder must be 'minilm' or 'open_clip:MODEL[:PRETRAINED]', "
+                            f"got {self.tag_encoder!r}")
         if problems:
             raise ConfigError("; ".join(problems))
 

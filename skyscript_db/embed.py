@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,12 @@ class Encoder:
     @property
     def dim(self) -> int:
         return int(self.texts(["x"]).shape[1])
+
+
+def vector_lists(vectors: np.ndarray) -> pa.Array:
+    """Rows of a float matrix as an Arrow list<float32> column (DuckDB FLOAT[])."""
+    flat = pa.array(vectors.astype(np.float32).ravel(), pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]).cast(pa.list_(pa.float32()))
 
 
 def _normalise(tensor: Any) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 
@@ -17,14 +18,25 @@ from skyscript_db.config import BuildConfig
 from skyscript_db.db import DEFAULT_DB, connect
 from skyscript_db.errors import DatabaseError
 from skyscript_db.etl import ingest as ingest_stage
-from skyscript_db.sql_stages import STAGE_NAMES, STAGES, run_sql_stage
-from skyscript_db import queries
-from skyscript_db.stages import fingerprint, has_table, last_run
+from skyscript_db import queries, sql_stages
+from skyscript_db.stages import StageResult, fingerprint, has_table, last_run
+from skyscript_db.tag_visibility import TagVisibilityStage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PBF = Path("data/helsinki.osm.pbf")
-ALL_STAGES = (ingest_stage.STAGE, *STAGE_NAMES)
+class Stage(Protocol):
+    name: str
+
+    def fingerprint(self, config: BuildConfig, upstream: str) -> str: ...
+
+    def run(self, con: duckdb.DuckDBPyConnection, config: BuildConfig, stage_fingerprint: str,
+            on_progress: ProgressCallback | None = None) -> StageResult: ...
+
+
+# The stages after ingest, in order; tag_visibility runs models, the others only SQL.
+STAGES: tuple[Stage, ...] = (sql_stages.STAGES[0], TagVisibilityStage(), *sql_stages.STAGES[1:])
+ALL_STAGES = (ingest_stage.STAGE, *(s.name for s in STAGES))
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -54,13 +66,30 @@ def build(
             ingest_stage.ingest(con, path, on_progress=on_progress, digest=digest)
             ran.append(ingest_stage.STAGE)
         for stage in STAGES:
-            upstream = fingerprint(last_run(con, _previous(stage.name)),
-                                   _registered_imagery(con, stage.name))
-            wanted = stage.fingerprint(config, upstream)
+            wanted = _wanted(con, stage, config)
             if _should_run(con, stage.name, wanted, force, only):
-                run_sql_stage(con, stage, config, wanted)
+                stage.run(con, config, wanted, on_progress)
                 ran.append(stage.name)
     return ran
+
+
+def rerun(db: str | Path, name: str, config: BuildConfig = BuildConfig(),
+          on_progress: ProgressCallback | None = None) -> None:
+    """Run one stage after ingest on an existing database (as `build --only`, without the PBF)."""
+    stage = next((s for s in STAGES if s.name == name), None)
+    if stage is None:
+        raise DatabaseError(f"no stage {name!r} after ingest; stages are "
+                            f"{', '.join(s.name for s in STAGES)}")
+    with connect(db) as con:
+        if last_run(con, _previous(name)) is None:
+            raise DatabaseError(f"{db}: stage {_previous(name)} has not run; build first")
+        stage.run(con, config, _wanted(con, stage, config), on_progress)
+
+
+def _wanted(con: duckdb.DuckDBPyConnection, stage: Stage, config: BuildConfig) -> str:
+    upstream = fingerprint(last_run(con, _previous(stage.name)),
+                           _registered_imagery(con, stage.name))
+    return stage.fingerprint(config, upstream)
 
 
 def _previous(stage: str) -> str:

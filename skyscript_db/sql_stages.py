@@ -1,4 +1,5 @@
 """The SQL stages: each one file under sql/, its sections run in order inside one transaction.
+(tag_visibility, between tag_stats and grid, also runs models: skyscript_db/tag_visibility.py.)
 
 A section's `$param`s are bound from the build config, the stage's own seed (`$seed`) and the
 paths of the seed CSVs (`$<name>_csv`). The last section, `summary`, returns one row of counts
@@ -46,11 +47,13 @@ class SqlStage:
         seed = config.stage_seed(self.name) if self.seeded else None
         return fingerprint(self.name, upstream, texts, config_params, seed)
 
+    def run(self, con: duckdb.DuckDBPyConnection, config: BuildConfig, stage_fingerprint: str,
+            on_progress: object = None) -> StageResult:
+        return run_sql_stage(con, self, config, stage_fingerprint)
+
 
 STAGES = (
     SqlStage("tag_stats", "10_tag_stats.sql", {}),
-    SqlStage("tag_visibility", "20_tag_visibility.sql",
-             {"rules_csv": "tag_visibility_rules.csv"}),
     SqlStage("grid", "30_grid.sql", {}, ("n_cells", "fraction"), seeded=True),
     SqlStage("rare_tags", "40_rare_tags.sql", {}, ("rare_threshold", "rare_cap"), seeded=True),
     SqlStage("image_collections", "50_image_collections.sql",

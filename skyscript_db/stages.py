@@ -51,10 +51,14 @@ def run_stage(
     stage_fingerprint: str,
     params: dict[str, Any],
     body: Callable[[duckdb.DuckDBPyConnection], StageResult],
+    started: float | None = None,
 ) -> StageResult:
-    """Run `body` inside one transaction and record it; on any error, roll everything back."""
+    """Run `body` inside one transaction and record it; on any error, roll everything back.
+
+    `started` (a time.time()) counts work the stage did before its transaction began.
+    """
     q = queries.load("stage_runs.sql")
-    started = time.time()
+    started = started or time.time()
     con.begin()
     try:
         result = body(con)

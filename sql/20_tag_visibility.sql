@@ -1,53 +1,180 @@
 -- Stage tag_visibility: is each tag of tag_stats visible from above, and up to which GSD (metres)?
--- Until the tag classifier fills it, hand-written rules decide (seed tag_visibility_rules.csv, key
--- and value as GLOB patterns, '*' = anything). The most specific matching rule wins: an exact key
--- beats a pattern, then an exact value beats a pattern, then the longer key pattern.
+-- Three sources, in order of precedence: a human label (seed tag_labels.csv) always wins; then a
+-- rule (seed tag_visibility_rules.csv: free text and identifiers, key and value as GLOB patterns)
+-- says "not visible" without asking the model; every other tag gets the tag classifier's
+-- prediction. Text embeddings are cached in tag_text_embeddings by (encoder, text); the python
+-- side (skyscript_db/tag_visibility.py) embeds what is missing and runs the model.
 
 -- name: load_rules
-create or replace table tag_visibility_rules as
+create or replace temp table rules_seed as
 select * from read_csv($rules_csv, header = true, columns = {
-    'key': 'varchar', 'value': 'varchar', 'visible': 'boolean', 'max_gsd_m': 'double',
-    'note': 'varchar'
+    'key': 'varchar', 'value': 'varchar', 'reason': 'varchar'
 });
 
+-- name: load_labels
+create or replace temp table labels_seed as
+select * from read_csv($labels_csv, header = true, columns = {
+    'key': 'varchar', 'value': 'varchar', 'visible': 'boolean', 'max_gsd_m': 'double',
+    'doubtful': 'boolean', 'note': 'varchar'
+});
+
+-- name: check_labels
+-- A label that breaks the guideline's form stops the stage, naming the row.
+select key, value, visible, max_gsd_m
+from labels_seed
+where visible is null
+    or (visible and max_gsd_m not in (0.1, 0.2, 0.6, 1, 10))
+    or (visible and max_gsd_m is null)
+    or (not visible and max_gsd_m is not null)
+    or (key, value) in (
+        select (key, value) from labels_seed group by key, value having count(*) > 1
+    )
+limit 5;
+
+-- name: rule_hits
+-- The first matching rule (by key pattern, then value pattern) names the reason.
+create or replace temp table rule_hits as
+select t.key, t.value, r.key || '=' || r.value as rule, r.reason
+from tag_stats as t
+join rules_seed as r on t.key glob r.key and t.value glob r.value
+qualify row_number() over (partition by t.key, t.value order by r.key, r.value) = 1;
+
+-- name: tag_texts
+-- Every tag that needs features: the labelled ones (to train) and those no rule decides.
+create or replace temp table tag_texts as
+with tags as (
+    select key, value from tag_stats
+    anti join rule_hits using (key, value)
+    union
+    select key, value from labels_seed
+)
+select key, value, tag_text(key, value) as text, key_text(key) as key_text
+from tags;
+
+-- name: create_cache
+create table if not exists tag_text_embeddings (
+    encoder_id varchar not null,
+    text varchar not null,
+    embedding float[] not null,
+    primary key (encoder_id, text)
+);
+
+-- name: pending_texts
+select text from (
+    select text from tag_texts
+    union
+    select key_text from tag_texts
+)
+anti join (select text from tag_text_embeddings where encoder_id = $encoder_id) using (text)
+order by text;
+
+-- name: insert_embeddings
+insert or ignore into tag_text_embeddings
+select $encoder_id, text, embedding from text_embedding_batch;
+
+-- name: features
+-- $labelled: only the labelled tags (training) or every tag of tag_texts (prediction).
+select
+    t.key,
+    t.value,
+    l.visible,
+    l.max_gsd_m,
+    e.embedding as tag_vector,
+    k.embedding as key_vector
+from tag_texts as t
+join tag_text_embeddings as e on e.encoder_id = $encoder_id and e.text = t.text
+join tag_text_embeddings as k on k.encoder_id = $encoder_id and k.text = t.key_text
+left join labels_seed as l using (key, value)
+where not $labelled or l.visible is not null
+order by t.key, t.value;
+
+-- name: create_models
+create table if not exists tag_models (
+    model_id varchar primary key,
+    encoder_id varchar not null,
+    labels_sha256 varchar not null,
+    n_labels integer not null,
+    package_version varchar not null,
+    sklearn_version varchar not null,
+    model blob not null,
+    report json not null,
+    trained_at timestamp not null default timezone('UTC', current_timestamp)
+);
+
+-- name: find_model
+select model_id, model, report from tag_models where model_id = $model_id;
+
+-- name: save_model
+insert or replace into tag_models
+    (model_id, encoder_id, labels_sha256, n_labels, package_version, sklearn_version, model,
+     report)
+values ($model_id, $encoder_id, $labels_sha256, $n_labels, $package_version, $sklearn_version,
+        $model, $report);
+
+-- name: latest_model
+select model_id, encoder_id, n_labels, trained_at, report
+from tag_models order by trained_at desc limit 1;
+
+-- name: keep_labels
+-- The labelled set and the rules travel with the database, so every verdict can be traced.
+create or replace table tag_labels as select * from labels_seed order by key, value;
+
+-- name: keep_rules
+create or replace table tag_visibility_rules as select * from rules_seed;
+
 -- name: tag_visibility
+-- tag_predictions (registered by the python side): the model's output for tag_texts.
 create or replace table tag_visibility as
 with
-tags as (select key, value from tag_stats),
-rules as (select * from tag_visibility_rules),
-matches as (
+decided as (
     select
         t.key,
         t.value,
-        r.visible,
-        r.max_gsd_m,
-        r.key || '=' || r.value as rule,
-        (not contains(r.key, '*'))::int * 2 + (not contains(r.value, '*'))::int as specificity,
-        length(r.key) as key_length
-    from tags as t
-    join rules as r on t.key glob r.key and t.value glob r.value
-),
-best as (
-    select *
-    from matches
-    qualify row_number() over (
-        partition by key, value order by specificity desc, key_length desc, rule
-    ) = 1
+        case
+            when l.visible is not null then 'label'
+            when r.rule is not null then 'rule'
+            else $model_id
+        end as source,
+        r.rule,
+        r.reason as rule_reason,
+        l.visible as label_visible,
+        l.max_gsd_m as label_gsd_m
+    from tag_stats as t
+    left join labels_seed as l using (key, value)
+    left join rule_hits as r using (key, value)
 )
 select
-    key,
-    value,
-    visible,
-    if(visible, max_gsd_m, null) as max_gsd_m,
-    if(rule = '*=*', 'default', 'seed_rule') as source,
-    rule
-from best
-order by key, value;
+    d.key,
+    d.value,
+    case d.source
+        when 'label' then d.label_visible
+        when 'rule' then false
+        else p.visible
+    end as visible,
+    case d.source
+        when 'label' then d.label_gsd_m
+        when 'rule' then null
+        else if(p.visible, p.max_gsd_m, null)
+    end as max_gsd_m,
+    p.p_visible,
+    p.p_gsd_0_1,
+    p.p_gsd_0_2,
+    p.p_gsd_0_6,
+    p.p_gsd_1,
+    p.p_gsd_10,
+    d.source,
+    d.rule,
+    d.rule_reason
+from decided as d
+left join tag_predictions as p using (key, value)
+order by d.key, d.value;
 
 -- name: summary
 select
-    count(*) as rows_in,
+    (select count(*) from tag_stats) as rows_in,
     count(*) as rows_out,
     count(*) filter (where visible) as visible,
-    count(*) filter (where source = 'default') as by_default
+    count(*) filter (where source = 'label') as by_label,
+    count(*) filter (where source = 'rule') as by_rule,
+    count(*) filter (where source not in ('label', 'rule')) as by_model
 from tag_visibility;

@@ -32,3 +32,11 @@ create or replace temp macro pair_id(osm_type, osm_id) as
 -- The WGS 84 / UTM zone of a lon/lat point (326zz north, 327zz south).
 create or replace temp macro utm_epsg(lon, lat) as
     (if(lat >= 0, 32600, 32700) + least(floor((lon + 180) / 6)::int + 1, 60))::int;
+
+-- name: key_text
+-- The text a tag key is embedded as: `_` and `:` become spaces (`roof:shape` -> "roof shape").
+create or replace temp macro key_text(key) as trim(regexp_replace(key, '[_:]+', ' ', 'g'));
+
+-- name: tag_text
+-- The text a tag is embedded as, "key value": `surface=paving_stones` -> "surface paving stones".
+create or replace temp macro tag_text(key, value) as key_text(key) || ' ' || key_text(value);

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from skyscript_db.cli import app
 
-from conftest import HELSINKI, shared_extract
+from conftest import HELSINKI, copy_tag_cache, shared_extract
 
 runner = CliRunner()
-COMMANDS = ["ingest", "build", "sql", "info"]
+COMMANDS = ["ingest", "build", "sql", "info", "tags"]
 
 
 @pytest.mark.parametrize("command", [[]] + [[c] for c in COMMANDS])
@@ -24,8 +24,9 @@ def test_help_on_every_command(command):
     assert "Usage" in result.output
 
 
-def test_build_then_skip_when_up_to_date(tmp_path):
+def test_build_then_skip_when_up_to_date(tmp_path, helsinki_built):
     db = tmp_path / "b.duckdb"
+    copy_tag_cache(helsinki_built, db)
     pbf = str(shared_extract(HELSINKI))
     first = runner.invoke(app, ["build", pbf, "--db", str(db)])
     second = runner.invoke(app, ["build", pbf, "--db", str(db)])

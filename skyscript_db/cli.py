@@ -23,7 +23,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-from skyscript_db import pipeline, readonly, tag_visibility
+from skyscript_db import evaluate, pipeline, readonly, tag_visibility, training
 from skyscript_db.config import BuildConfig
 from skyscript_db.db import DEFAULT_DB, connect
 from skyscript_db.errors import DatabaseError, SkyscriptError
@@ -31,10 +31,13 @@ from skyscript_db.etl import ingest as ingest_stage
 from skyscript_db.embed import TINY, ModelSpec
 from skyscript_db.etl import embeddings, fetch, register
 from skyscript_db.etl.embeddings import EmbedConfig
+from skyscript_db.etl.benchmark import write_benchmark
+from skyscript_db.etl.export import ExportConfig, export
 from skyscript_db.etl.index import build_index, index_dir
 from skyscript_db.stages import has_table
 from skyscript_db.tag_classifier import report_markdown
 from skyscript_db.text_encoders import MINILM, OPEN_CLIP
+from skyscript_db.training import TrainConfig
 from skyscript_db.etl.fetch import FetchConfig
 from skyscript_db.etl.imagery.base import RetryPolicy
 
@@ -128,6 +131,12 @@ def build(
     tag_encoder: Annotated[Optional[str], typer.Option(help="Tag classifier's text encoder: "
                                                             "minilm (offline) or open_clip:MODEL"
                                                             "[:PRETRAINED].")] = None,
+    benchmark_classes: Annotated[int, typer.Option(help="Hold out a classification benchmark "
+                                                        "of this many tag classes (see "
+                                                        "make-benchmark).")]
+    = BuildConfig.benchmark_classes,
+    benchmark_per_class: Annotated[int, typer.Option(help="Objects per benchmark class.")]
+    = BuildConfig.benchmark_per_class,
     fetch_: Annotated[bool, typer.Option("--fetch", help="Fetch the images too "
                                                          "(fetch-images).")] = False,
     embed_: Annotated[bool, typer.Option("--embed", help="Then embed with the default model and "
@@ -143,7 +152,9 @@ def build(
         config = BuildConfig(seed=seed, n_cells=cells, fraction=fraction,
                              rare_threshold=rare_threshold, rare_cap=rare_cap,
                              max_surrounding=max_surrounding, imagery=imagery,
-                             tag_encoder=tag_encoder or _default_tag_encoder(spec))
+                             tag_encoder=tag_encoder or _default_tag_encoder(spec),
+                             benchmark_classes=benchmark_classes,
+                             benchmark_per_class=benchmark_per_class)
         ran = pipeline.build(pbf, db, config, force=force, only=only, on_progress=progress)
     if fetch_:
         fetch_images(db=db)
@@ -279,6 +290,131 @@ def retrieve(
         table.add_row(str(row.rank), f"{row.score:.4f}", str(row.pair_id), row.collection_code,
                       row.title, row.image_path)
     Console().print(table)
+
+
+@app.command("export")
+def export_command(
+    out: Annotated[Path, typer.Argument(help="Output folder (replaced when done).")],
+    db: DbOption = DEFAULT_DB,
+    top: Annotated[float, typer.Option(help="Keep the top this many percent by similarity.")]
+    = 100.0,
+    collection: Annotated[Optional[str], typer.Option(help="Only this collection code.")] = None,
+    where: Annotated[Optional[str], typer.Option(help="SQL predicate over the pairs view.")]
+    = None,
+    splits: Annotated[str, typer.Option(help="Train,validation,test shares of the blocks.")]
+    = "0.8,0.1,0.1",
+    block_cells: Annotated[int, typer.Option(help="Split block side, in 0.01° grid cells.")]
+    = 10,
+    shard_size: Annotated[int, typer.Option(help="Samples per WebDataset shard.")] = 1000,
+    webdataset: Annotated[bool, typer.Option(help="Also write WebDataset tar shards.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the split draw.")] = 0,
+) -> None:
+    """Write the kept pairs as OpenCLIP CSVs and WebDataset shards, split by grid block."""
+    with _errors(), connect(db) as con, _progress("export", unit="pairs") as progress:
+        fractions = tuple(float(f) for f in splits.split(","))
+        config = ExportConfig(top, collection, where, fractions, block_cells, shard_size, seed,
+                              webdataset)
+        manifest = export(con, db, out, config, on_progress=progress)
+    console.print(f"{out}: {manifest['pairs']:,} pairs; " + ", ".join(
+        f"{s} {v['pairs']:,} ({v['cells']:,} cells)" for s, v in manifest["splits"].items()),
+        highlight=False, soft_wrap=True)
+
+
+@app.command("train")
+def train_command(
+    data: Annotated[Path, typer.Argument(help="An export folder, or a CSV with filepath and "
+                                              "caption columns.")],
+    out: Annotated[Path, typer.Option(help="Run folder (logs, checkpoints); must be new.")],
+    model: Annotated[str, typer.Option(help="open_clip model (as in `embed`).")] = TINY,
+    pretrained: Annotated[Optional[str], typer.Option(help="Checkpoint or pretrained tag to "
+                                                           "continue from (SkyCLIP style); none "
+                                                           "trains from scratch.")] = None,
+    caption: Annotated[str, typer.Option(help="CSV caption column.")] = "title",
+    epochs: Annotated[int, typer.Option(help="Epochs.")] = TrainConfig.epochs,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = TrainConfig.lr,
+    warmup: Annotated[int, typer.Option(help="Warm-up steps.")] = TrainConfig.warmup,
+    workers: Annotated[int, typer.Option(help="Data loader workers.")] = TrainConfig.workers,
+    seed: Annotated[int, typer.Option(help="Seed.")] = TrainConfig.seed,
+    webdataset_: Annotated[bool, typer.Option("--webdataset", help="Read the export's "
+                                                                   "WebDataset shards.")] = False,
+    rotate: Annotated[bool, typer.Option(help="Random 90° rotations.")] = True,
+) -> None:
+    """Continue CLIP pre-training (or train a small one from scratch) with open_clip_train."""
+    with _errors():
+        checkpoint = training.train(TrainConfig(
+            data, out, model, pretrained, caption, epochs, batch_size, lr, warmup, workers,
+            seed, webdataset_, rotate))
+    console.print(f"checkpoint: {checkpoint}", highlight=False, soft_wrap=True)
+
+
+@app.command("make-benchmark")
+def make_benchmark(
+    out: Annotated[Path, typer.Argument(help="Output folder (replaced when done).")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Fetch the held-out benchmark's images (build --benchmark-classes K --benchmark-per-class M
+    chose them) and write them as a folder of class folders plus benchmark.csv."""
+    fetch_images(db=db)
+    with _errors(), connect(db) as con:
+        manifest = write_benchmark(con, db, out)
+    short = [c["class_tag"] for c in manifest["classes"] if c["images"] == 0]
+    console.print(f"{out}: {manifest['images']:,} images in {len(manifest['classes'])} classes"
+                  + (f"; no image for {', '.join(short)}" if short else ""), highlight=False,
+                  soft_wrap=True)
+
+
+eval_app = typer.Typer(help="Evaluate a model: zero-shot classification, retrieval.",
+                       no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+ModelOption = Annotated[str, typer.Option(help="open_clip model (as in `embed`).")]
+WeightsOption = Annotated[Optional[str], typer.Option(help="Checkpoint file or pretrained tag.")]
+ReportOption = Annotated[Optional[Path], typer.Option(help="Write the report to REPORT.json "
+                                                           "and REPORT.md.")]
+
+
+@eval_app.command("zero-shot")
+def eval_zero_shot(
+    folder: Annotated[Path, typer.Argument(help="A folder of class folders of images.")],
+    model: ModelOption = TINY,
+    pretrained: WeightsOption = None,
+    template: Annotated[Optional[list[str]], typer.Option(help="Prompt with {} for the class "
+                                                               "name; repeat for several.")]
+    = None,
+    report: ReportOption = None,
+) -> None:
+    """Top-1, top-5, per-class accuracy and confusion matrix, with the SkyScript prompts."""
+    with _errors(), _progress("zero-shot", unit="images") as progress:
+        result = evaluate.zero_shot(folder, ModelSpec(model, pretrained),
+                                    tuple(template or evaluate.TEMPLATES), on_progress=progress)
+    _show_report(result, report)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    csv_file: Annotated[Path, typer.Argument(help="CSV of image paths and captions (e.g. an "
+                                                  "export's test.csv).")],
+    model: ModelOption = TINY,
+    pretrained: WeightsOption = None,
+    image_key: Annotated[str, typer.Option(help="Image path column.")] = "filepath",
+    caption_key: Annotated[str, typer.Option(help="Caption column.")] = "title",
+    prefix: Annotated[bool, typer.Option(help=f"Prefix captions with "
+                                              f"'{evaluate.RETRIEVAL_PREFIX}'.")] = False,
+    report: ReportOption = None,
+) -> None:
+    """Recall@1/5/10 image->text and text->image, and their mean."""
+    with _errors(), _progress("retrieval", unit="images") as progress:
+        result = evaluate.retrieval(csv_file, ModelSpec(model, pretrained), image_key,
+                                    caption_key, evaluate.RETRIEVAL_PREFIX if prefix else "",
+                                    on_progress=progress)
+    _show_report(result, report)
+
+
+def _show_report(result: dict, report: Path | None) -> None:
+    Console().print(evaluate.markdown(result), highlight=False, markup=False)
+    if report:
+        written = evaluate.write_report(result, report)
+        console.print(f"wrote {written[0]} and {written[1]}", highlight=False, soft_wrap=True)
 
 
 def _bands(value: Optional[str]) -> Optional[list[int]]:

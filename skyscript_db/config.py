@@ -26,6 +26,8 @@ class BuildConfig:
     imagery: 'catalog' (the Earth Engine collections of the method) or 'render' (SYNTHETIC
         stand-ins drawn from OSM, for offline builds); registered local and STAC imagery is
         used either way.
+    benchmark_classes: classes of the held-out benchmark set (0: none).
+    benchmark_per_class: objects drawn per benchmark class (a class needs at least this many).
     tag_encoder: the text encoder of the tag classifier: 'minilm' (offline, the default) or
         'open_clip:MODEL[:PRETRAINED]' (a CLIP text tower, as in the paper).
     """
@@ -38,6 +40,8 @@ class BuildConfig:
     max_surrounding: int = 10
     imagery: str = "catalog"
     tag_encoder: str = "minilm"
+    benchmark_classes: int = 0
+    benchmark_per_class: int = 100
 
     def __post_init__(self) -> None:
         problems = []
@@ -45,7 +49,10 @@ class BuildConfig:
             problems.append(f"n_cells must be at least 1, got {self.n_cells}")
         if not 0 < self.fraction <= 1:
             problems.append(f"fraction must be in (0, 1], got {self.fraction}")
-        for name in ("rare_threshold", "rare_cap", "max_surrounding"):
+        if self.benchmark_per_class < 1:
+            problems.append(f"benchmark_per_class must be at least 1, got "
+                            f"{self.benchmark_per_class}")
+        for name in ("rare_threshold", "rare_cap", "max_surrounding", "benchmark_classes"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
         if self.imagery not in ("catalog", "render"):

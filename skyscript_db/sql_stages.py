@@ -58,6 +58,8 @@ STAGES = (
     SqlStage("rare_tags", "40_rare_tags.sql", {}, ("rare_threshold", "rare_cap"), seeded=True),
     SqlStage("image_collections", "50_image_collections.sql",
              {"collections_csv": "image_collections.csv"}, ("imagery",)),
+    SqlStage("benchmark", "55_benchmark.sql", {}, ("benchmark_classes", "benchmark_per_class"),
+             seeded=True),
     SqlStage("image_requests", "60_image_requests.sql", {}, seeded=True),
     SqlStage("captions", "70_captions.sql",
              {"renames_csv": "caption_renames.csv", "styles_csv": "caption_key_styles.csv"},

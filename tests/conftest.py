@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 import skyscript_db
 from skyscript_db import queries
+from skyscript_db.etl.embeddings import embed
+from skyscript_db.etl.fetch import FetchConfig, fetch_images
+from skyscript_db.etl.index import build_index
 from skyscript_db.etl.ingest import ingest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -79,6 +83,18 @@ def render_db(tmp_path_factory: pytest.TempPathFactory, helsinki_built: Path) ->
     Tests that change it work on a copy."""
     config = skyscript_db.BuildConfig(imagery="render", n_cells=1, rare_threshold=3, rare_cap=10)
     return build_all(tmp_path_factory, HELSINKI, config, tag_cache=helsinki_built)
+
+
+@pytest.fixture(scope="session")
+def embedded_db(tmp_path_factory: pytest.TempPathFactory, render_db: Path) -> Path:
+    """The render database with its images fetched, embedded with the tiny model, indexed."""
+    db = tmp_path_factory.mktemp("embedded") / "embedded.duckdb"
+    shutil.copy(render_db, db)
+    with skyscript_db.connect(db) as con:
+        fetch_images(con, db, FetchConfig(workers=2, processes=False))
+        embed(con, db)
+        build_index(con, db)
+    return db
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from skyscript_db.cli import app
 from conftest import HELSINKI, copy_tag_cache, shared_extract
 
 runner = CliRunner()
-COMMANDS = ["ingest", "build", "sql", "info", "tags"]
+COMMANDS = ["ingest", "build", "sql", "info", "tags", "export", "train", "eval", "make-benchmark"]
 
 
 @pytest.mark.parametrize("command", [[]] + [[c] for c in COMMANDS])

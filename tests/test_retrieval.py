@@ -13,24 +13,10 @@ from typer.testing import CliRunner
 import skyscript_db
 from skyscript_db.cli import app
 from skyscript_db.errors import DatabaseError, ReadOnlyViolation
-from skyscript_db.etl.embeddings import embed
-from skyscript_db.etl.fetch import FetchConfig, fetch_images
-from skyscript_db.etl.index import IndexConfig, build_index, index_dir, make_index, recall
+from skyscript_db.etl.index import IndexConfig, index_dir, make_index, recall
 from skyscript_db.retrieval import retrieve, retrieve_by_image
 
 from conftest import HELSINKI
-
-
-@pytest.fixture(scope="module")
-def embedded_db(tmp_path_factory, render_db):
-    """The render database with its images fetched, embedded with the tiny model, indexed."""
-    db = tmp_path_factory.mktemp("embedded") / "embedded.duckdb"
-    shutil.copy(render_db, db)
-    with skyscript_db.connect(db) as con:
-        fetch_images(con, db, FetchConfig(workers=2, processes=False))
-        embed(con, db)
-        build_index(con, db)
-    return db
 
 
 def one(db, query):

@@ -1,0 +1,77 @@
+-- Export: the kept pairs for training, each in one geographic split.
+-- A pair lies in the 0.01° grid cell of its image centre; cells group into square blocks of
+-- $block_cells × $block_cells cells, and a seeded draw per block sends the whole block to train,
+-- validation or test: no cell (and no block) is ever in two splits, so neighbouring images never
+-- straddle a split. Objects of the held-out benchmark (stage benchmark) are in no split. Pairs are
+-- kept by similarity rank, collection and any read-only predicate
+-- (temp table export_candidates, made by the python side from the user's `where`).
+
+-- name: export_pairs
+create or replace temp table export_pairs as
+with
+chosen as (
+    select p.*
+    from pairs as p
+    semi join export_candidates as c using (pair_id)
+    anti join (select * from selected_objects where reason = 'benchmark') as b
+        using (osm_type, osm_id)
+    where (p.similarity_rank_pct < $top_pct or $top_pct >= 100)
+        and ($collection is null or p.collection_code = $collection)
+),
+located as (
+    select
+        *,
+        cell_x((west + east) / 2) as cx,
+        cell_y((south + north) / 2) as cy
+    from chosen
+),
+blocked as (
+    select
+        *,
+        floor(cx / $block_cells)::bigint as block_x,
+        floor(cy / $block_cells)::bigint as block_y
+    from located
+)
+select
+    *,
+    cell_id(cx, cy) as cell_id,
+    (block_y + 9000) * 36000 + (block_x + 18000) as block_id,
+    case
+        when uniform($seed, block_x, block_y) < $train then 'train'
+        when uniform($seed, block_x, block_y) < $train + $validation then 'validation'
+        else 'test'
+    end as split
+from blocked;
+
+-- name: split_counts
+select split, count(*) as pairs, count(distinct cell_id) as cells, count(distinct block_id) as blocks
+from export_pairs group by split order by split;
+
+-- name: page
+-- One split's rows, in pair_id order, with what the CSV and the WebDataset samples carry.
+select
+    pair_id,
+    image_path,
+    title,
+    title_multi_objects,
+    similarity_title,
+    similarity_title_multi_objects,
+    similarity,
+    similarity_rank_pct,
+    collection_code,
+    gsd_m,
+    acquired,
+    osm_type,
+    osm_id,
+    tags,
+    west,
+    south,
+    east,
+    north,
+    cell_id,
+    block_id,
+    split
+from export_pairs
+where split = $split and pair_id > $after
+order by pair_id
+limit $size;

@@ -1,0 +1,199 @@
+"""Export (splits, determinism, shards), training through open_clip_train, evaluation, benchmark."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import skyscript_db
+from skyscript_db import evaluate
+from skyscript_db.cli import app
+from skyscript_db.embed import TINY, ModelSpec
+from skyscript_db.errors import ReadOnlyViolation
+from skyscript_db.etl.export import ExportConfig, ExportError, export
+from skyscript_db.training import Rotate90, TrainConfig, train
+
+from conftest import HELSINKI, SHARED_DATA, copy_tag_cache
+
+AID = SHARED_DATA / "benchmarks" / "aid-150px" / "AID"
+runner = CliRunner()
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def exported(embedded_db, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "set"
+    with skyscript_db.connect(embedded_db) as con:
+        export(con, embedded_db, out, ExportConfig(block_cells=1, shard_size=50))
+    return out
+
+
+def test_export_splits_by_block_and_is_deterministic(embedded_db, exported, tmp_path):
+    splits = {s: rows(exported / f"{s}.csv") for s in ("train", "validation", "test")}
+    assert sum(1 for r in splits.values() if r) >= 2, {s: len(r) for s, r in splits.items()}
+    for column in ("cell_id", "block_id"):
+        owners: dict[str, set[str]] = {}
+        for split, split_rows in splits.items():
+            for row in split_rows:
+                owners.setdefault(row[column], set()).add(split)
+        assert all(len(s) == 1 for s in owners.values()), column
+    with skyscript_db.connect(embedded_db, read_only=True) as con:
+        n_pairs = con.execute("select count(*) from pairs").fetchone()[0]
+    assert sum(len(r) for r in splits.values()) == n_pairs
+    again = tmp_path / "again"
+    with skyscript_db.connect(embedded_db) as con:
+        export(con, embedded_db, again, ExportConfig(block_cells=1, shard_size=50))
+    assert tree(again) == tree(exported)
+
+
+def test_webdataset_shards_hold_every_pair_with_metadata(exported):
+    train = rows(exported / "train.csv")
+    shards = sorted((exported / "webdataset" / "train").glob("*.tar"))
+    assert len(shards) == -(-len(train) // 50)
+    names: list[str] = []
+    for shard in shards:
+        with tarfile.open(shard) as tar:
+            names += tar.getnames()
+            first = tar.getmembers()[2]
+            meta = json.loads(tar.extractfile(first).read())
+            assert first.mtime == 0 and first.uid == 0
+    assert names[:3] == [f"{Path(train[0]['filepath']).stem}.{e}" for e in ("jpg", "txt", "json")]
+    assert len(names) == 3 * len(train)
+    assert {"tags", "bounds", "collection_code", "acquired", "split"} <= meta.keys()
+    assert meta["split"] == "train" and len(meta["bounds"]) == 4
+
+
+def test_export_filters_and_refuses_writes(embedded_db, tmp_path):
+    with skyscript_db.connect(embedded_db) as con:
+        total = con.execute("select count(*) from pairs").fetchone()[0]
+        half = export(con, embedded_db, tmp_path / "half", ExportConfig(top_pct=50))
+        code = con.execute("select collection_code from pairs limit 1").fetchone()[0]
+        one = export(con, embedded_db, tmp_path / "one", ExportConfig(collection=code))
+        n_code = con.execute("select count(*) from pairs where collection_code = $c",
+                             {"c": code}).fetchone()[0]
+        with pytest.raises(ReadOnlyViolation):
+            export(con, embedded_db, tmp_path / "bad", ExportConfig(where="1=1; drop table pairs"))
+        with pytest.raises(ExportError, match="no pair matches"):
+            export(con, embedded_db, tmp_path / "none", ExportConfig(where="pair_id < 0"))
+    assert abs(half["pairs"] - total / 2) <= 1 and one["pairs"] == n_code
+
+
+def test_failed_export_keeps_the_previous_one(embedded_db, exported, tmp_path):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(embedded_db, db)
+    images = f"{embedded_db.stem}_images"  # paths in the database are relative to its folder
+    shutil.copytree(embedded_db.parent / images, tmp_path / images)
+    out = tmp_path / "set"
+    with skyscript_db.connect(db) as con:
+        export(con, db, out, ExportConfig(block_cells=1))
+        before = tree(out)
+        victim = next((tmp_path / images).rglob("*.jpg"))
+        victim.unlink()
+        with pytest.raises(ExportError, match=victim.name):
+            export(con, db, out, ExportConfig(block_cells=1))
+    assert tree(out) == before
+
+
+def test_rotate90_draws_every_quarter_turn_exactly():
+    image = Image.fromarray(np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3))
+    torch.manual_seed(0)
+    seen = {np.asarray(Rotate90()(image)).tobytes() for _ in range(40)}
+    expected = {np.rot90(np.asarray(image), k).tobytes() for k in range(4)}
+    assert seen == expected
+
+
+def small_aid(tmp_path: Path, classes: int = 3, per_class: int = 4) -> tuple[Path, Path]:
+    """A CSV of a few AID images with captions, and a folder of their classes."""
+    if not AID.exists():
+        pytest.skip(f"{AID} is missing")
+    folder = tmp_path / "classes"
+    lines = ["filepath,title"]
+    for name in sorted(p.name for p in AID.iterdir())[:classes]:
+        (folder / name).mkdir(parents=True)
+        for image in sorted((AID / name).glob("*.jpg"))[:per_class]:
+            shutil.copy(image, folder / name / image.name)
+            lines.append(f"{image},a satellite image of {evaluate.class_name(name)}")
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "train.csv", folder
+
+
+def test_train_one_step_then_evaluate_the_checkpoint(tmp_path):
+    train_csv, folder = small_aid(tmp_path)
+    checkpoint = train(TrainConfig(train_csv, tmp_path / "runs" / "one", epochs=1,
+                                   batch_size=12, warmup=1, workers=0))
+    assert checkpoint.exists()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert state["epoch"] == 1
+    spec = ModelSpec(TINY, str(checkpoint))
+    report = evaluate.zero_shot(folder, spec)
+    assert report["images"] == 12 and len(report["per_class"]) == 3
+    assert np.asarray(report["confusion"]).sum() == 12 and 0 <= report["top1"] <= report["top5"]
+    found = evaluate.retrieval(train_csv, spec, prefix=evaluate.RETRIEVAL_PREFIX)
+    recalls = [found[f"{d}_R@{k}"] for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)]
+    assert recalls[:3] == sorted(recalls[:3]) and recalls[3:] == sorted(recalls[3:])
+    assert found["pairs"] == 12 and found["mean_recall"] == pytest.approx(np.mean(recalls))
+    with pytest.raises(skyscript_db.errors.SkyscriptError, match="exists"):
+        train(TrainConfig(train_csv, tmp_path / "runs" / "one", epochs=1, batch_size=12))
+
+
+def test_train_from_an_export_through_the_cli(exported, tmp_path):
+    result = runner.invoke(app, ["train", str(exported), "--out", str(tmp_path / "run"),
+                                 "--epochs", "1", "--batch-size", "16", "--workers", "0",
+                                 "--warmup", "1"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "checkpoints" / "epoch_1.pt").exists()
+
+
+def test_eval_reports_unreadable_images_and_refuses_empty_classes(tmp_path):
+    _, folder = small_aid(tmp_path)
+    broken = next(folder.iterdir()) / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    report = evaluate.zero_shot(folder, ModelSpec(TINY))
+    assert report["images"] == 12 and [s["path"] for s in report["skipped"]] == [str(broken)]
+    assert "broken.jpg" in evaluate.markdown(report)
+    (folder / "EmptyClass").mkdir()
+    with pytest.raises(evaluate.EvalError, match="EmptyClass"):
+        evaluate.zero_shot(folder, ModelSpec(TINY))
+    shown = runner.invoke(app, ["eval", "zero-shot", str(folder)])
+    assert shown.exit_code == 1 and "EmptyClass" in shown.output
+
+
+def test_benchmark_is_held_out_fetched_and_written(helsinki_db, helsinki_built, tmp_path):
+    db = tmp_path / "bench.duckdb"
+    shutil.copy(helsinki_db, db)
+    config = skyscript_db.BuildConfig(imagery="render", n_cells=1, benchmark_classes=3,
+                                      benchmark_per_class=5)
+    skyscript_db.build(HELSINKI, db, config)
+    out = tmp_path / "benchmark"
+    result = runner.invoke(app, ["make-benchmark", str(out), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    listed = rows(out / "benchmark.csv")
+    classes = {r["class_name"] for r in listed}
+    assert len(classes) == 3 and all((out / r["filepath"]).is_file() for r in listed)
+    assert {p.name for p in out.iterdir() if p.is_dir()} == classes
+    with skyscript_db.connect(db, read_only=True) as con:
+        overlap = con.execute("""
+            select count(*) from selected_objects b join selected_objects s
+            using (osm_type, osm_id) where b.reason = 'benchmark' and s.reason <> 'benchmark'
+        """).fetchone()[0]
+        n_benchmark = con.execute("select count(*) from selected_objects "
+                                  "where reason = 'benchmark'").fetchone()[0]
+    assert overlap == 0 and 0 < len(listed) <= n_benchmark <= 15

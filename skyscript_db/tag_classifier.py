@@ -17,17 +17,16 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
-import sklearn
-from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
-from sklearn.pipeline import Pipeline
+
+if TYPE_CHECKING:  # scikit-learn loads on first training, keeping `import skyscript_db` fast
+    from sklearn.pipeline import Pipeline
+
+SKLEARN_VERSION = version("scikit-learn")
 
 GSD_CLASSES = (0.1, 0.2, 0.6, 1.0, 10.0)
 PCA_SIZES = (64, 128, 256, 512)
@@ -82,12 +81,16 @@ def train(features: np.ndarray, visible: np.ndarray, gsd_features: np.ndarray,
     stage2, report2 = _fit_stage(gsd_features, gsd_labels.astype(int), "f1_macro", seed)
     report1["classes"] = ["not visible", "visible"]
     report2["classes"] = [f"{g:g} m" for g in GSD_CLASSES]
-    report = {"visible": report1, "gsd": report2, "sklearn": sklearn.__version__, "seed": seed,
+    report = {"visible": report1, "gsd": report2, "sklearn": SKLEARN_VERSION, "seed": seed,
               "folds": FOLDS}
     return TagModel(stage1, stage2, report)
 
 
 def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[Pipeline, dict]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     search = GridSearchCV(_pipeline(seed), _grid(len(x), x.shape[1]), scoring=scoring, cv=folds,
                           refit=True, n_jobs=-1)
@@ -111,6 +114,10 @@ def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[P
 
 
 def _pipeline(seed: int) -> Pipeline:
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
     return Pipeline([
         ("pca", PCA(random_state=seed)),
         ("logreg", LogisticRegression(max_iter=2000, random_state=seed)),

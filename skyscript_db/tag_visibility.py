@@ -21,7 +21,6 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import sklearn
 
 from skyscript_db import queries
 from skyscript_db import tag_classifier as classifier
@@ -143,7 +142,7 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
     q["create_models"].run(con)
     labels_sha = hashlib.sha256(queries.sql_text(f"seeds/{SEED_FILES['labels_csv']}").encode())
     labels_sha256 = labels_sha.hexdigest()
-    model_id = "tags-" + fingerprint(encoder_id, labels_sha256, CV_SEED, sklearn.__version__,
+    model_id = "tags-" + fingerprint(encoder_id, labels_sha256, CV_SEED, classifier.SKLEARN_VERSION,
                                      classifier.PCA_SIZES, classifier.C_VALUES)[:12]
     stored = q["find_model"].row(con, model_id=model_id)
     if stored and not retrain:
@@ -160,7 +159,7 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
     q["save_model"].run(con, model_id=model_id, encoder_id=encoder_id,
                         labels_sha256=labels_sha256, n_labels=rows.num_rows,
                         package_version=version("skyscript-db"),
-                        sklearn_version=sklearn.__version__, model=blob,
+                        sklearn_version=classifier.SKLEARN_VERSION, model=blob,
                         report=json.dumps(model.report))
     _log_report(model.report)
     # Predict with the stored copy, as every later run will: the fitted object in memory can

@@ -229,7 +229,7 @@ def test_stage_rerun_alone_and_failed_stage_rolls_back(helsinki_built, tmp_path,
     before = digests(db)
     assert skyscript_db.build(HELSINKI, db, only="grid") == ["grid"]
     assert digests(db)["grid_draw"] == before["grid_draw"]
-    assert skyscript_db.build(HELSINKI, db) == ["rare_tags", "image_collections",
+    assert skyscript_db.build(HELSINKI, db) == ["rare_tags", "image_collections", "benchmark",
                                                 "image_requests", "captions"]  # stale after grid
     assert digests(db) == before
 

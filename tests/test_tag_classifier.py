@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 import skyscript_db
 from skyscript_db import queries
 from skyscript_db import tag_classifier as classifier
-from skyscript_db import tag_visibility
+from skyscript_db import tag_visibility, text_encoders
 from skyscript_db.cli import app
+from skyscript_db.embed import ModelSpec
 from skyscript_db.text_encoders import load_text_encoder
 from test_sql_stages import digests
 
@@ -180,3 +181,14 @@ def test_cli_train_report_predict(helsinki_built, tmp_path):
     assert "rule" in predicted.output and "label" in predicted.output
     unknown = runner.invoke(app, ["tags", "train", "--db", str(db), "--tag-encoder", "bogus"])
     assert unknown.exit_code == 1 and "bogus" in unknown.output
+
+
+def test_open_clip_text_tower_is_a_text_encoder_too():
+    assert text_encoders.clip_spec("open_clip:ViT-B-32:openai") == ModelSpec("ViT-B-32", "openai")
+    assert text_encoders.clip_spec("open_clip:hf-hub:org/repo") == ModelSpec("hf-hub:org/repo")
+    encoder = text_encoders.load_text_encoder("open_clip:skyscript-tiny")
+    assert encoder.encoder_id == text_encoders.encoder_id("open_clip:skyscript-tiny")
+    vectors = encoder.encode(["building yes", "natural water"])
+    assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
+    with pytest.raises(skyscript_db.errors.SkyscriptError, match="unknown text encoder"):
+        text_encoders.encoder_id("word2vec")

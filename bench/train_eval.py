@@ -111,8 +111,8 @@ def main() -> None:
         "# Export, train and evaluate benchmark", "",
         f"Run {datetime.date.today()} on {os.cpu_count()} cores, CPU only.", "",
         "## AID, tiny CLIP from scratch", "",
-        f"{TRAIN_PER_CLASS} images per class ({TRAIN_PER_CLASS * 30}) captioned \"a satellite image "
-        f"of {{class}}\", trained with open_clip_train through `skyscript_db.training` "
+        f"{TRAIN_PER_CLASS} images per class ({TRAIN_PER_CLASS * 30}) captioned \"a satellite "
+        f"image of {{class}}\", trained with open_clip_train through `skyscript_db.training` "
         f"(skyscript-tiny, 64 px, random 90° rotations, {aid['epochs']} epochs, batch 64, lr 1e-3, "
         f"seed {args.seed}) in {aid['train_s']:.0f} s; zero-shot on the other "
         f"{t['images']} images with the SkyScript prompts.", "",
@@ -132,7 +132,8 @@ def main() -> None:
         splits = ", ".join(f"{s} {v['pairs']:,}" for s, v in exported["splits"].items())
         lines += ["## Export speed", "",
                   f"Eleven extracts, render imagery, every embedded pair: {exported['pairs']:,} "
-                  f"pairs ({splits}) to CSV and WebDataset shards of 1,000 ({exported['bytes'] / 2**20:.0f} MiB) in "
+                  f"pairs ({splits}) to CSV and WebDataset shards of 1,000 "
+                  f"({exported['bytes'] / 2**20:.0f} MiB) in "
                   f"**{exported['seconds']:.1f} s** (best of 2), "
                   f"{exported['pairs'] / exported['seconds']:,.0f} pairs/s. "
                   f"(Fetching the render images took {exported['fetch_s']:.0f} s.)", ""]

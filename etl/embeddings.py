@@ -55,7 +55,8 @@ def embed(con: duckdb.DuckDBPyConnection, db: Path, config: EmbedConfig = EmbedC
             "pair_id": pa.array([r["pair_id"] for r in batch], pa.int64()),
             "image": vector_lists(encoder.images(images)),
             "title": vector_lists(encoder.texts([r["title"] for r in batch])),
-            "title_multi_objects": vector_lists(encoder.texts([r["title_multi_objects"] for r in batch])),
+            "title_multi_objects": vector_lists(
+                encoder.texts([r["title_multi_objects"] for r in batch])),
         })
         con.register("embedding_batch", table)
         q["insert"].run(con, model_id=model_id)

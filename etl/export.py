@@ -63,7 +63,8 @@ class ExportConfig:
     def __post_init__(self) -> None:
         if not 0 < self.top_pct <= 100:
             raise ExportError(f"top_pct must be in (0, 100], got {self.top_pct}")
-        if len(self.fractions) != 3 or min(self.fractions) < 0 or abs(sum(self.fractions) - 1) > 1e-9:
+        shares = self.fractions
+        if len(shares) != 3 or min(shares) < 0 or abs(sum(shares) - 1) > 1e-9:
             raise ExportError(f"split fractions must be three shares summing to 1, got "
                               f"{self.fractions}")
         if self.block_cells < 1 or self.shard_size < 1:
@@ -154,7 +155,8 @@ def _write_split(staging: Path, split: str, rows: Iterator[dict[str, Any]],
                     tar.close()
                 folder = staging / "webdataset" / split
                 folder.mkdir(parents=True, exist_ok=True)
-                tar = tarfile.open(folder / f"{split}-{shards:06d}.tar", "w", format=tarfile.USTAR_FORMAT)
+                tar = tarfile.open(folder / f"{split}-{shards:06d}.tar", "w",
+                                   format=tarfile.USTAR_FORMAT)
                 shards, in_shard = shards + 1, 0
             _add_sample(tar, row)
             in_shard += 1

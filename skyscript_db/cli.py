@@ -32,7 +32,7 @@ from skyscript_db.embed import TINY, ModelSpec
 from skyscript_db.etl import embeddings, fetch, register
 from skyscript_db.etl.embeddings import EmbedConfig
 from skyscript_db.etl.benchmark import write_benchmark
-from skyscript_db.etl.export import ExportConfig, export
+from skyscript_db.etl.export import ExportConfig, ExportError, export
 from skyscript_db.etl.index import build_index, index_dir
 from skyscript_db.stages import has_table
 from skyscript_db.tag_classifier import report_markdown
@@ -311,7 +311,10 @@ def export_command(
 ) -> None:
     """Write the kept pairs as OpenCLIP CSVs and WebDataset shards, split by grid block."""
     with _errors(), connect(db) as con, _progress("export", unit="pairs") as progress:
-        fractions = tuple(float(f) for f in splits.split(","))
+        try:
+            fractions = tuple(float(f) for f in splits.split(","))
+        except ValueError as e:
+            raise ExportError(f"--splits {splits!r}: give three shares like 0.8,0.1,0.1") from e
         config = ExportConfig(top, collection, where, fractions, block_cells, shard_size, seed,
                               webdataset)
         manifest = export(con, db, out, config, on_progress=progress)

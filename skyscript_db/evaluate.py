@@ -82,7 +82,7 @@ def zero_shot(folder: Path, spec: ModelSpec, templates: tuple[str, ...] = TEMPLA
     return {
         "task": "zero-shot classification", "data": str(folder), "model": spec.model_id,
         "untrained": spec.untrained, "templates": list(templates), "classes": names,
-        "images": int(len(truth)), "skipped": images.skipped,
+        "images": len(truth), "skipped": images.skipped,
         "top1": float((ranked[:, 0] == truth).mean()),
         "top5": float((top5 == truth[:, None]).any(axis=1).mean()),
         "per_class": {n: float(a) for n, a in zip(names, per_class)},

@@ -25,6 +25,9 @@ from skyscript_db.tag_visibility import TagVisibilityStage
 log = logging.getLogger(__name__)
 
 DEFAULT_PBF = Path("data/helsinki.osm.pbf")
+ProgressCallback = Callable[[int, int], None]
+
+
 class Stage(Protocol):
     name: str
 
@@ -37,7 +40,6 @@ class Stage(Protocol):
 # The stages after ingest, in order; tag_visibility runs models, the others only SQL.
 STAGES: tuple[Stage, ...] = (sql_stages.STAGES[0], TagVisibilityStage(), *sql_stages.STAGES[1:])
 ALL_STAGES = (ingest_stage.STAGE, *(s.name for s in STAGES))
-ProgressCallback = Callable[[int, int], None]
 
 
 def build(

@@ -9,6 +9,7 @@ with at least `rows_in` and `rows_out`; it is logged and kept in stage_runs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,8 @@ class SqlStage:
         return fingerprint(self.name, upstream, texts, config_params, seed)
 
     def run(self, con: duckdb.DuckDBPyConnection, config: BuildConfig, stage_fingerprint: str,
-            on_progress: object = None) -> StageResult:
+            on_progress: Callable[[int, int], None] | None = None) -> StageResult:
+        """Run the stage (SQL stages report no progress: each is a few statements)."""
         return run_sql_stage(con, self, config, stage_fingerprint)
 
 

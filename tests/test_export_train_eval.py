@@ -22,7 +22,7 @@ from skyscript_db.errors import ReadOnlyViolation
 from skyscript_db.etl.export import ExportConfig, ExportError, export
 from skyscript_db.training import Rotate90, TrainConfig, train
 
-from conftest import HELSINKI, SHARED_DATA, copy_tag_cache
+from conftest import HELSINKI, SHARED_DATA
 
 AID = SHARED_DATA / "benchmarks" / "aid-150px" / "AID"
 runner = CliRunner()

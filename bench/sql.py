@@ -85,7 +85,8 @@ def main() -> None:
         "",
         f"Run {datetime.date.today()} on {os.cpu_count()} cores; median of {args.repeat} builds, "
         "each into a fresh database; default build config (seed 0, 25 % of occupied cells, "
-        "rare-tag threshold 20, cap 200, 10 surrounding objects).",
+        "rare-tag threshold 20, cap 200, 10 surrounding objects). Stage tag_visibility runs the "
+        "tag classifier and has its own benchmark (bench/results/tag_classifier.md).",
         "",
     ]
     totals = {}

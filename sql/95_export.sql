@@ -1,8 +1,8 @@
 -- Export: the kept pairs for training, each in one geographic split.
 -- A pair lies in the 0.01° grid cell of its image centre; cells group into square blocks of
--- $block_cells × $block_cells cells, and a seeded draw per block sends the whole block to train,
--- validation or test: no cell (and no block) is ever in two splits, so neighbouring images never
--- straddle a split. Objects of the held-out benchmark (stage benchmark) are in no split. Pairs are
+-- $block_cells × $block_cells cells, and each whole block goes to train, validation or test (in a
+-- seeded random order, filling the splits' shares of pairs): no cell (and no block) is ever in two
+-- splits, so neighbouring images never straddle a split. Objects of the held-out benchmark (stage benchmark) are in no split. Pairs are
 -- kept by similarity rank, collection and any read-only predicate
 -- (temp table export_candidates, made by the python side from the user's `where`).
 
@@ -31,17 +31,30 @@ blocked as (
         floor(cx / $block_cells)::bigint as block_x,
         floor(cy / $block_cells)::bigint as block_y
     from located
+),
+blocks as (
+    -- Blocks in a seeded random order; each takes the split in which the middle of its pairs
+    -- falls on the cumulative share, so the splits come close to the asked fractions in pairs.
+    select
+        block_x,
+        block_y,
+        (sum(count(*)) over (
+            order by uniform($seed, block_x, block_y), block_x, block_y
+        ) - count(*) / 2) / sum(count(*)) over () as position
+    from blocked
+    group by block_x, block_y
 )
 select
-    *,
-    cell_id(cx, cy) as cell_id,
-    (block_y + 9000) * 36000 + (block_x + 18000) as block_id,
+    b.*,
+    cell_id(b.cx, b.cy) as cell_id,
+    (b.block_y + 9000) * 36000 + (b.block_x + 18000) as block_id,
     case
-        when uniform($seed, block_x, block_y) < $train then 'train'
-        when uniform($seed, block_x, block_y) < $train + $validation then 'validation'
+        when k.position < $train then 'train'
+        when k.position < $train + $validation then 'validation'
         else 'test'
     end as split
-from blocked;
+from blocked as b
+join blocks as k using (block_x, block_y);
 
 -- name: split_counts
 select split, count(*) as pairs, count(distinct cell_id) as cells, count(distinct block_id) as blocks

@@ -132,10 +132,9 @@ def _candidates(con: duckdb.DuckDBPyConnection, where: str | None) -> None:
 
 def _rows(con: duckdb.DuckDBPyConnection, db: Path, split: str, done: int, total: int,
           on_progress: Callable[[int, int], None] | None) -> Iterator[dict[str, Any]]:
-    for page in queries.load(SQL)["page"].pages(con, PAGE, split=split):
-        for row in page:
-            row["filepath"] = str((db.parent / row["image_path"]).resolve())
-            yield row
+    root = str(db.parent.resolve())
+    for page in queries.load(SQL)["page"].pages(con, PAGE, split=split, root=root):
+        yield from page
         done += len(page)
         if on_progress:
             on_progress(done, total)

@@ -64,9 +64,8 @@ def _search(encode, kind: str, k: int, where: str | None,
         results = pa.table({"pair_id": ids[0][keep], "score": scores[0][keep],
                             "rank": np.arange(1, keep.sum() + 1)})
         con.register("retrieve_results", results)
-        frame = queries.load("90_embeddings.sql")["results"].run(con).df()
-    frame["image_path"] = [str(db.parent / p) for p in frame["image_path"]]
-    return frame
+        root = str(db.parent.resolve())
+        return queries.load("90_embeddings.sql")["results"].run(con, root=root).df()
 
 
 def _filtered_search(con, index, kind: str, query: np.ndarray, k: int, candidates_sql: str,

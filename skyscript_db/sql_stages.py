@@ -51,7 +51,14 @@ class SqlStage:
     def run(self, con: duckdb.DuckDBPyConnection, config: BuildConfig, stage_fingerprint: str,
             on_progress: Callable[[int, int], None] | None = None) -> StageResult:
         """Run the stage (SQL stages report no progress: each is a few statements)."""
-        return run_sql_stage(con, self, config, stage_fingerprint)
+        params = self.params(config)
+
+        def body(c: duckdb.DuckDBPyConnection) -> StageResult:
+            summary = run_sections(c, self.file, params)
+            log.info("%s: %s", self.name, ", ".join(f"{k} {v:,}" for k, v in summary.items()))
+            return StageResult(summary["rows_in"], summary["rows_out"], info=summary)
+
+        return run_stage(con, self.name, stage_fingerprint, params, body)
 
 
 STAGES = (
@@ -90,14 +97,3 @@ def run_sections(con: duckdb.DuckDBPyConnection, file: str, params: dict[str, An
             query.run(con, **bound)
     return summary
 
-
-def run_sql_stage(con: duckdb.DuckDBPyConnection, stage: SqlStage, config: BuildConfig,
-                  stage_fingerprint: str) -> StageResult:
-    params = stage.params(config)
-
-    def body(con: duckdb.DuckDBPyConnection) -> StageResult:
-        summary = run_sections(con, stage.file, params)
-        log.info("%s: %s", stage.name, ", ".join(f"{k} {v:,}" for k, v in summary.items()))
-        return StageResult(summary["rows_in"], summary["rows_out"], info=summary)
-
-    return run_stage(con, stage.name, stage_fingerprint, params, body)

@@ -119,11 +119,7 @@ placed as (
 ),
 final as (
     select
-        pair_id,
-        osm_type,
-        osm_id,
-        kind,
-        collection_code,
+        *,
         cx - width_px * gsd_m / 2 as x_min,
         cy - height_px * gsd_m / 2 as y_min,
         cx + width_px * gsd_m / 2 as x_max,
@@ -131,11 +127,7 @@ final as (
         st_transform(st_makeenvelope(x_min, y_min, x_max, y_max), 'EPSG:' || utm_epsg, 'EPSG:4326',
                      always_xy := true) as box_ll,
         st_transform(st_point(cx, cy), 'EPSG:' || utm_epsg, 'EPSG:4326', always_xy := true)
-            as centre_ll,
-        width_px,
-        height_px,
-        gsd_m,
-        utm_epsg
+            as centre_ll
     from placed
 )
 select

@@ -61,10 +61,11 @@ select split, count(*) as pairs, count(distinct cell_id) as cells, count(distinc
 from export_pairs group by split order by split;
 
 -- name: page
--- One split's rows, in pair_id order, with what the CSV and the WebDataset samples carry.
+-- One split's rows, in pair_id order, with what the CSV and the WebDataset samples carry;
+-- $root is the database's folder, which image paths are relative to.
 select
     pair_id,
-    image_path,
+    $root || '/' || image_path as filepath,
     title,
     title_multi_objects,
     similarity_title,

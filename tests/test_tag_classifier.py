@@ -6,6 +6,7 @@ import csv
 import shutil
 from importlib import resources
 
+import duckdb
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ from skyscript_db import tag_classifier as classifier
 from skyscript_db import tag_visibility, text_encoders
 from skyscript_db.cli import app
 from skyscript_db.embed import ModelSpec
+from skyscript_db.sql_stages import create_macros
 from skyscript_db.text_encoders import load_text_encoder
 from test_sql_stages import digests
 
@@ -44,11 +46,15 @@ def labels() -> list[dict]:
 
 
 def featurise(rows: list[tuple[str, str]]) -> np.ndarray:
+    """The stage's features: its own SQL macros make the texts."""
+    with duckdb.connect() as con:
+        create_macros(con)
+        texts = con.execute("select tag_text(k, v), key_text(k) from unnest($k) as a(k) "
+                            "positional join unnest($v) as b(v)",
+                            {"k": [k for k, _ in rows], "v": [v for _, v in rows]}).fetchall()
     encoder = load_text_encoder()
-    def text(s: str) -> str:
-        return " ".join(s.replace("_", " ").replace(":", " ").split())
-    return classifier.features(encoder.encode([f"{text(k)} {text(v)}" for k, v in rows]),
-                               encoder.encode([text(k) for k, _ in rows]))
+    return classifier.features(encoder.encode([t for t, _ in texts]),
+                               encoder.encode([k for _, k in texts]))
 
 
 def fit(rows: list[dict]) -> classifier.TagModel:

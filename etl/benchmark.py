@@ -1,4 +1,4 @@
-"""Write the held-out benchmark (stage benchmark) as a folder of class folders plus a CSV.
+"""Stage make_benchmark: the held-out benchmark (stage benchmark) as a folder of class folders.
 
 The images are the fetch stage's own files, copied under `<out>/<class name>/`; `benchmark.csv`
 names each image's class and object, and `manifest.json` says per class how many objects were
@@ -10,44 +10,57 @@ from __future__ import annotations
 import csv
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import duckdb
 
 from skyscript_db import queries
-from skyscript_db.errors import SkyscriptError
+from skyscript_db.config import Options
+from skyscript_db.errors import ConfigError, DatabaseError
 from skyscript_db.etl.export import staged_folder, write_json
-from skyscript_db.sql_stages import create_macros
-from skyscript_db.stages import has_table
+from skyscript_db.etl.stage import Context, StageResult, fingerprint
 
 log = logging.getLogger(__name__)
 
+STAGE = "make_benchmark"
 SQL = "benchmark_set.sql"
 CSV_COLUMNS = ("filepath", "class_name", "key", "value", "pair_id", "osm_type", "osm_id",
                "collection_code", "gsd_m")
 
 
-def write_benchmark(con: duckdb.DuckDBPyConnection, db: Path, out: Path) -> dict[str, Any]:
-    q = queries.load(SQL)
-    create_macros(con)
-    if not has_table(con, "images"):
-        raise SkyscriptError(f"{db}: no images yet; run `skyscript-db fetch-images`")
-    counts = q["class_counts"].dicts(con)
-    if not counts:
-        raise SkyscriptError(f"{db}: no benchmark objects; build with --benchmark-classes K "
-                             "--benchmark-per-class M")
-    rows = q["members"].dicts(con)
-    with staged_folder(out) as staging:
-        with (staging / "benchmark.csv").open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-            writer.writeheader()
-            for row in rows:
-                target = Path(row["class_name"]) / Path(row["image_path"]).name
-                (staging / target).parent.mkdir(exist_ok=True)
-                shutil.copyfile(db.parent / row["image_path"], staging / target)
-                writer.writerow(row | {"filepath": str(target)})
-        manifest = {"database": str(db.resolve()), "images": len(rows), "classes": counts}
-        write_json(staging / "manifest.json", manifest)
-    log.info("benchmark: %d images in %d classes to %s", len(rows), len(counts), out)
-    return manifest
+@dataclass(frozen=True)
+class MakeBenchmarkStage:
+    """Writes files only, into `<out>.partial` first."""
+
+    name: str = STAGE
+    upstream: tuple[str, ...] = ("benchmark", "fetch_images")
+    transactional: bool = False
+
+    def fingerprint(self, ctx: Context, options: Options) -> str:
+        return fingerprint(str(options.benchmark_out))
+
+    def run(self, ctx: Context, options: Options) -> StageResult:
+        out = options.benchmark_out
+        if out is None:
+            raise ConfigError("make_benchmark: no output folder given")
+        q = queries.load(SQL)
+        queries.create_macros(ctx.con)
+        counts = q["class_counts"].dicts(ctx.con)
+        if not counts:
+            raise DatabaseError(f"{ctx.paths.db}: no benchmark objects; build with "
+                                "--benchmark-classes K --benchmark-per-class M")
+        rows = q["members"].dicts(ctx.con)
+        with staged_folder(out) as staging:
+            with (staging / "benchmark.csv").open("w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore",
+                                        lineterminator="\n")
+                writer.writeheader()
+                for row in rows:
+                    target = Path(row["class_name"]) / Path(row["image_path"]).name
+                    (staging / target).parent.mkdir(exist_ok=True)
+                    shutil.copyfile(ctx.paths.root / row["image_path"], staging / target)
+                    writer.writerow(row | {"filepath": str(target)})
+            manifest = {"database": str(ctx.paths.db.resolve()), "images": len(rows),
+                        "classes": counts}
+            write_json(staging / "manifest.json", manifest)
+        log.info("benchmark: %d images in %d classes to %s", len(rows), len(counts), out)
+        return StageResult(len(rows), len(rows), info=manifest)

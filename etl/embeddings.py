@@ -1,81 +1,83 @@
 """Stage embed: CLIP embeddings of fetched images and their captions, batch by batch.
 
-Reader (SQL: images not yet embedded by this model), mapper (the model, all cores), writer (SQL:
-one insert per batch, committed). A rerun embeds only what is new for the configured model; the
-`pairs` views are (re)created at the end with the model and the caption to score.
+Reader (SQL: pairs this model has not embedded from their current image and captions), mapper
+(the model, on its device), writer (SQL: one insert per batch, committed). A rerun embeds only what
+is new or changed (a refetched image, an edited caption); the `pairs` views are (re)created at the
+end with the model and the caption to score.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 from PIL import Image
 
 from skyscript_db import queries
-from skyscript_db.embed import ModelSpec, load_encoder, vector_lists
-from skyscript_db.stages import StageResult, fingerprint, run_stage
+from skyscript_db.config import Options
+from skyscript_db.etl.stage import Context, StageResult, fingerprint, transaction
+from skyscript_db.models import vector_lists
 
 log = logging.getLogger(__name__)
 
 STAGE = "embed"
-VIEW_SECTIONS = ("settings", "pairs", "top_views", "top30", "top50")
+SQL = "90_embeddings.sql"
+VIEW_SECTIONS = ("pairs", "top_views", "top30", "top50")
 
 
 @dataclass(frozen=True)
-class EmbedConfig:
-    model: ModelSpec = ModelSpec()
-    batch: int = 64
-    score_caption: str = "title"  # or "title_multi_objects"
+class EmbedStage:
+    """Not one transaction: every batch of vectors commits, so a killed run resumes."""
 
+    name: str = STAGE
+    upstream: tuple[str, ...] = ("fetch_images", "captions")
+    transactional: bool = False
 
-def embed(con: duckdb.DuckDBPyConnection, db: Path, config: EmbedConfig = EmbedConfig(),
-          on_progress: Callable[[int, int], None] | None = None) -> StageResult:
-    if config.score_caption not in ("title", "title_multi_objects"):
-        raise ValueError(f"score_caption must be 'title' or 'title_multi_objects', "
-                         f"got {config.score_caption!r}")
-    q = queries.load("90_embeddings.sql")
-    model_id = config.model.model_id
-    encoder = load_encoder(config.model)
-    q["create"].run(con)
-    q["create_models"].run(con)
-    q["register_model"].run(con, model_id=model_id, name=config.model.name,
-                            pretrained=config.model.pretrained, seed=config.model.seed,
-                            untrained=config.model.untrained, dim=encoder.dim)
-    q["pending"].run(con, model_id=model_id)
-    total = q["pending_count"].row(con)["n"]
-    done = 0
-    for batch in q["next_batch"].pages(con, config.batch):
-        images = [_open_rgb(db.parent / r["path"]) for r in batch]
-        table = pa.table({
-            "pair_id": pa.array([r["pair_id"] for r in batch], pa.int64()),
-            "image": vector_lists(encoder.images(images)),
-            "title": vector_lists(encoder.texts([r["title"] for r in batch])),
-            "title_multi_objects": vector_lists(
-                encoder.texts([r["title_multi_objects"] for r in batch])),
-        })
-        con.register("embedding_batch", table)
-        q["insert"].run(con, model_id=model_id)
-        con.unregister("embedding_batch")
-        done += len(batch)
-        if on_progress:
-            on_progress(done, total)
+    def fingerprint(self, ctx: Context, options: Options) -> str:
+        """The model and the scored caption; what is embedded follows from the upstream stages."""
+        config = options.embed
+        return fingerprint(config.model.model_id, config.score_caption)
 
-    def views(c: duckdb.DuckDBPyConnection) -> StageResult:
-        q["settings"].run(c, model_id=model_id, score_caption=config.score_caption)
-        for name in VIEW_SECTIONS[1:]:
-            q[name].run(c)
-        summary = q["summary"].row(c, model_id=model_id)
-        return StageResult(summary["rows_in"], summary["rows_out"], info=summary)
-
-    params = asdict(config) | {"model_id": model_id}
-    result = run_stage(con, STAGE, fingerprint(STAGE, params, total), params, views)
-    log.info("embed %s: %d new pairs, %d embedded in all", model_id, total, result.rows_out)
-    return result
+    def run(self, ctx: Context, options: Options) -> StageResult:
+        con, config, on_progress = ctx.con, options.embed, ctx.progress(STAGE)
+        q = queries.load(SQL)
+        model_id = config.model.model_id
+        q["create"].run(con)
+        q["add_input_key"].run(con)
+        q["create_models"].run(con)
+        q["pending"].run(con, model_id=model_id)
+        total = q["pending_count"].row(con)["n"]
+        encoder = ctx.models.encoder(config.model)
+        q["register_model"].run(con, model_id=model_id, name=config.model.name,
+                                pretrained=config.model.pretrained, seed=config.model.seed,
+                                untrained=config.model.untrained, dim=encoder.dim)
+        done = 0
+        for batch in q["next_batch"].pages(con, config.batch):
+            images = [_open_rgb(ctx.paths.root / r["path"]) for r in batch]
+            table = pa.table({
+                "pair_id": pa.array([r["pair_id"] for r in batch], pa.int64()),
+                "image": vector_lists(encoder.images(images)),
+                "title": vector_lists(encoder.texts([r["title"] for r in batch])),
+                "title_multi_objects": vector_lists(
+                    encoder.texts([r["title_multi_objects"] for r in batch])),
+            })
+            con.register("embedding_batch", table)
+            q["insert"].run(con, model_id=model_id)
+            con.unregister("embedding_batch")
+            done += len(batch)
+            if on_progress:
+                on_progress(done, total)
+        with transaction(con):
+            q["settings"].run(con, model_id=model_id, score_caption=config.score_caption)
+            for name in VIEW_SECTIONS:
+                q[name].run(con)
+            summary = q["summary"].row(con, model_id=model_id)
+        log.info("embed %s: %d new pairs, %d embedded in all", model_id, total,
+                 summary["rows_out"])
+        return StageResult(summary["rows_in"], summary["rows_out"],
+                           info=summary | {"model_id": model_id, **asdict(config)})
 
 
 def _open_rgb(path: Path) -> Image.Image:

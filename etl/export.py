@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -24,13 +24,15 @@ from typing import Any
 import duckdb
 
 from skyscript_db import queries
-from skyscript_db.errors import SkyscriptError
-from skyscript_db.readonly import check_read_only
-from skyscript_db.sql_stages import create_macros
-from skyscript_db.stages import has_table
+from skyscript_db.config import ExportConfig, Options
+from skyscript_db.db import has_table
+from skyscript_db.errors import ExportError
+from skyscript_db.etl.stage import Context, ProgressCallback, StageResult, fingerprint
+from skyscript_db.readonly import pairs_query
 
 log = logging.getLogger(__name__)
 
+STAGE = "export"
 SQL = "95_export.sql"
 SPLITS = ("train", "validation", "test")
 # The columns of the released SkyScript CSVs first, then where the pair comes from.
@@ -40,47 +42,33 @@ CSV_COLUMNS = ("filepath", "title", "title_multi_objects", "similarity_title",
 PAGE = 2000
 
 
-class ExportError(SkyscriptError):
-    """The export cannot run as asked."""
-
-
 @dataclass(frozen=True)
-class ExportConfig:
-    """top_pct: keep pairs ranked in the top this many percent by similarity (100 = all).
-    collection: only this collection code. where: a read-only SQL predicate over `pairs`.
-    fractions: train, validation, test shares of the blocks. block_cells: a block's side, in
-    0.01° grid cells. shard_size: samples per tar shard. seed: the split draw."""
+class ExportStage:
+    """Writes files only; `<out>.partial` is moved into place at the end."""
 
-    top_pct: float = 100.0
-    collection: str | None = None
-    where: str | None = None
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    block_cells: int = 10
-    shard_size: int = 1000
-    seed: int = 0
-    webdataset: bool = True
+    name: str = STAGE
+    upstream: tuple[str, ...] = ("embed",)
+    transactional: bool = False
 
-    def __post_init__(self) -> None:
-        if not 0 < self.top_pct <= 100:
-            raise ExportError(f"top_pct must be in (0, 100], got {self.top_pct}")
-        shares = self.fractions
-        if len(shares) != 3 or min(shares) < 0 or abs(sum(shares) - 1) > 1e-9:
-            raise ExportError(f"split fractions must be three shares summing to 1, got "
-                              f"{self.fractions}")
-        if self.block_cells < 1 or self.shard_size < 1:
-            raise ExportError("block_cells and shard_size must be at least 1")
+    def fingerprint(self, ctx: Context, options: Options) -> str:
+        return fingerprint(asdict(options.export))
+
+    def run(self, ctx: Context, options: Options) -> StageResult:
+        """Write <out>/{split}.csv and, with webdataset, <out>/webdataset/{split}/*.tar, and
+        <out>/manifest.json."""
+        manifest = export(ctx, options.export)
+        return StageResult(manifest["pairs"], manifest["pairs"], info=manifest)
 
 
-def export(con: duckdb.DuckDBPyConnection, db: Path, out: Path,
-           config: ExportConfig = ExportConfig(),
-           on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Write <out>/{split}.csv and, with webdataset, <out>/webdataset/{split}/*.tar; returns the
-    manifest (also written as <out>/manifest.json)."""
+def export(ctx: Context, config: ExportConfig) -> dict[str, Any]:
+    con, db, out, on_progress = ctx.con, ctx.paths.db, config.out, ctx.progress(STAGE)
+    if out is None:
+        raise ExportError("export: no output folder given")
     if not has_table(con, "pair_settings"):
         raise ExportError(f"{db}: no embedded pairs; run `skyscript-db embed` first")
     q = queries.load(SQL)
-    create_macros(con)
-    _candidates(con, config.where)
+    queries.create_macros(con)
+    con.sql(pairs_query(config.where)).create_view("export_candidates", replace=True)
     train, validation, _ = config.fractions
     q["export_pairs"].run(con, top_pct=config.top_pct, collection=config.collection,
                           block_cells=config.block_cells, seed=config.seed, train=train,
@@ -94,7 +82,7 @@ def export(con: duckdb.DuckDBPyConnection, db: Path, out: Path,
     done = 0
     with staged_folder(out) as staging:
         for split in SPLITS:
-            rows = _rows(con, db, split, done, total, on_progress)
+            rows = _rows(con, ctx.paths.root, split, done, total, on_progress)
             counts[split]["shards"] = _write_split(staging, split, rows, config)
             done += counts[split]["pairs"]
         manifest = {"database": str(db.resolve()), "config": asdict(config), "splits": counts,
@@ -124,16 +112,9 @@ def write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, default=str) + "\n")
 
 
-def _candidates(con: duckdb.DuckDBPyConnection, where: str | None) -> None:
-    query = f"select pair_id from pairs where ({where})" if where else "select pair_id from pairs"
-    check_read_only(query)
-    con.execute(f"create or replace temp table export_candidates as {query}")
-
-
-def _rows(con: duckdb.DuckDBPyConnection, db: Path, split: str, done: int, total: int,
-          on_progress: Callable[[int, int], None] | None) -> Iterator[dict[str, Any]]:
-    root = str(db.parent.resolve())
-    for page in queries.load(SQL)["page"].pages(con, PAGE, split=split, root=root):
+def _rows(con: duckdb.DuckDBPyConnection, root: Path, split: str, done: int, total: int,
+          on_progress: ProgressCallback | None) -> Iterator[dict[str, Any]]:
+    for page in queries.load(SQL)["page"].pages(con, PAGE, split=split, root=str(root)):
         yield from page
         done += len(page)
         if on_progress:

@@ -4,8 +4,9 @@ Reader, mapper, writer: the main process reads batches of requests (and, for the
 their features) with SQL; workers fetch pixels and write each file atomically (a temp file in the
 same folder, then a rename); the main process records every outcome. Files are named
 `{a|w|n}{osm_id}_{CODE}_{yy}.jpg` like the released SkyScript dataset (`xx` when the year is
-unknown) and sit in `<database stem>_images/<CODE>/` beside the database, referenced by relative
-paths. Per-request failures are data (status, error), never a crash.
+unknown) and sit in `<database stem>_images/<CODE>/` beside the database (`Paths.images`),
+referenced by paths relative to the database's folder. Per-request failures are data (status,
+error), never a crash.
 """
 
 from __future__ import annotations
@@ -15,44 +16,34 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from PIL import Image
 
 from skyscript_db import queries
-from skyscript_db.etl.imagery.base import (Fetched, ImageRequest, NoCoverage, RetryPolicy,
-                                           Source)
+from skyscript_db.config import FetchConfig, Options
+from skyscript_db.db import has_table
+from skyscript_db.errors import NoCoverage
+from skyscript_db.etl.imagery.base import Fetched, ImageRequest, RetryPolicy, Source
 from skyscript_db.etl.imagery.gee import GeeSource
 from skyscript_db.etl.imagery.local import LocalSource
 from skyscript_db.etl.imagery.render import Feature, RenderSource
 from skyscript_db.etl.imagery.stac import StacSource
-from skyscript_db.stages import StageResult, fingerprint, run_stage
+from skyscript_db.etl.stage import Context, StageResult, fingerprint
 
 log = logging.getLogger(__name__)
 
 STAGE = "fetch_images"
+SQL = "80_fetch.sql"
 TYPE_LETTER = {"node": "n", "way": "w", "relation": "a"}
 CPU_KINDS = {"render", "local"}  # worth processes; stac and gee wait on the network: threads
 _REQUEST_FIELDS = [f.name for f in fields(ImageRequest)]
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    workers: int = os.cpu_count() or 2
-    batch: int = 256
-    retry: RetryPolicy = RetryPolicy()
-    jpeg_quality: int = 90
-    processes: bool | None = None  # None: processes when a CPU-bound source has work
-    gee_project: str | None = None
-
-
-def image_dir(db: Path) -> Path:
-    return db.parent / f"{db.stem}_images"
 
 
 def file_name(request: ImageRequest, acquired: str | None) -> str:
@@ -60,40 +51,57 @@ def file_name(request: ImageRequest, acquired: str | None) -> str:
     return f"{TYPE_LETTER[request.osm_type]}{request.osm_id}_{request.collection_code}_{year}.jpg"
 
 
-def fetch_images(con: duckdb.DuckDBPyConnection, db: Path, config: FetchConfig = FetchConfig(),
-                 on_progress: Callable[[int, int], None] | None = None) -> StageResult:
-    """Fetch every pending request; returns counts. Safe to interrupt and rerun."""
-    q = queries.load("80_fetch.sql")
-    q["create_images"].run(con)
-    q["pending"].run(con)
-    total = q["pending_count"].row(con)["n"]
-    kinds = {k for (k,) in q["pending_kinds"].run(con).fetchall()}
-    if "render" in kinds:
-        q["render_objects"].run(con, styles_csv=queries.seed_path("render_styles.csv"))
-    out = image_dir(db)
-    _remove_partial_files(out)
-    sources = _sources(con, config)
-    counts: dict[str, int] = defaultdict(int)
-    started = time.perf_counter()
-    with _executor(kinds, config) as pool:
-        for batch, payloads in _batches(con, config.batch):
-            jobs = [pool.submit(fetch_one, sources[r["collection_code"]], _request(r),
-                                payloads.get(r["pair_id"]), out, config.retry,
-                                config.jpeg_quality) for r in batch]
-            keys = {r["pair_id"]: r["request_key"] for r in batch}
-            outcomes = [job.result() for job in as_completed(jobs)]
-            con.executemany(q["record"].text,
-                            [{**o, "request_key": keys[o["pair_id"]]} for o in outcomes])
-            for o in outcomes:
-                counts[o["status"]] += 1
-            if on_progress:
-                on_progress(sum(counts.values()), total)
-    seconds = time.perf_counter() - started
-    log.info("fetch_images: %d requests in %.1f s (%.1f/s): %s", total, seconds,
-             total / seconds if seconds else 0, dict(counts))
-    # Outcomes are already committed batch by batch; the stage log row closes the run.
-    return run_stage(con, STAGE, fingerprint(STAGE, time.time()), asdict(config) | {"db": str(db)},
-                     lambda c: StageResult(total, counts["ok"], info=q["summary"].row(c)))
+@dataclass(frozen=True)
+class FetchStage:
+    """Fetch every pending request: no image yet, failed, changed (request_key), or recorded
+    `ok` but its file is gone. Not one transaction: outcomes commit batch by batch, so a killed
+    run keeps them and the next one resumes."""
+
+    name: str = STAGE
+    upstream: tuple[str, ...] = ("image_requests",)
+    transactional: bool = False
+
+    def fingerprint(self, ctx: Context, options: Options) -> str:
+        """The outcome-changing options and the state of the outputs: every `images` row and
+        whether its file is on disk (so deleted files make the stage stale)."""
+        state = None
+        if has_table(ctx.con, "images"):
+            _register_listing(ctx)
+            state = queries.load(SQL)["state"].row(ctx.con)
+        return fingerprint(options.fetch.jpeg_quality, state)
+
+    def run(self, ctx: Context, options: Options) -> StageResult:
+        con, config, on_progress = ctx.con, options.fetch, ctx.progress(STAGE)
+        q = queries.load(SQL)
+        q["create_images"].run(con)
+        _register_listing(ctx)
+        q["pending"].run(con)
+        total = q["pending_count"].row(con)["n"]
+        kinds = {k for (k,) in q["pending_kinds"].run(con).fetchall()}
+        if "render" in kinds:
+            q["render_objects"].run(con, styles_csv=queries.seed_path("render_styles.csv"))
+        _remove_partial_files(ctx.paths.images)
+        sources = _sources(con, config)
+        retry = RetryPolicy(attempts=config.attempts)
+        counts: dict[str, int] = defaultdict(int)
+        started = time.perf_counter()
+        with _executor(kinds, config) as pool:
+            for batch, payloads in _batches(con, config.batch):
+                jobs = [pool.submit(fetch_one, sources[r["collection_code"]], _request(r),
+                                    payloads.get(r["pair_id"]), ctx.paths.images, retry,
+                                    config.jpeg_quality) for r in batch]
+                keys = {r["pair_id"]: r["request_key"] for r in batch}
+                outcomes = [job.result() for job in as_completed(jobs)]
+                con.executemany(q["record"].text,
+                                [{**o, "request_key": keys[o["pair_id"]]} for o in outcomes])
+                for o in outcomes:
+                    counts[o["status"]] += 1
+                if on_progress:
+                    on_progress(sum(counts.values()), total)
+        seconds = time.perf_counter() - started
+        log.info("fetch_images: %d requests in %.1f s (%.1f/s): %s", total, seconds,
+                 total / seconds if seconds else 0, dict(counts))
+        return StageResult(total, counts["ok"], info=q["summary"].row(con))
 
 
 def fetch_one(source: Source, request: ImageRequest, payload: Any, out: Path,
@@ -128,6 +136,24 @@ def write_jpeg_atomic(path: Path, fetched: Fetched, quality: int) -> int:
     return path.stat().st_size
 
 
+def _register_listing(ctx: Context) -> None:
+    """The image files on disk as temp table image_files (path relative to the database's
+    folder, as in `images.path`, and size): SQL compares them with what `images` records."""
+    root, paths, sizes = ctx.paths.root, [], []
+    if ctx.paths.images.is_dir():
+        for folder in os.scandir(ctx.paths.images):
+            for entry in os.scandir(folder.path) if folder.is_dir() else ():
+                if not entry.name.startswith("."):
+                    paths.append(str(Path(entry.path).relative_to(root)))
+                    sizes.append(entry.stat().st_size)
+    listing = pa.table({"path": pa.array(paths, pa.string()), "bytes": pa.array(sizes, pa.int64())})
+    ctx.con.register("image_listing", listing)
+    try:
+        queries.load(SQL)["listing"].run(ctx.con)
+    finally:
+        ctx.con.unregister("image_listing")
+
+
 def _remove_partial_files(out: Path) -> None:
     """What a killed run was writing; no recorded image is ever a partial file."""
     for partial in out.glob("*/.*.partial"):
@@ -141,7 +167,7 @@ def _request(row: dict[str, Any]) -> ImageRequest:
 def _batches(con: duckdb.DuckDBPyConnection,
              size: int) -> Iterator[tuple[list[dict[str, Any]], dict[int, list[Feature]]]]:
     """Pending requests in pair_id order, with the render source's features for each batch."""
-    q = queries.load("80_fetch.sql")
+    q = queries.load(SQL)
     after = -1
     for batch in q["next_batch"].pages(con, size):
         payloads: dict[int, list[Feature]] = defaultdict(list)
@@ -156,7 +182,7 @@ def _batches(con: duckdb.DuckDBPyConnection,
 
 def _sources(con: duckdb.DuckDBPyConnection, config: FetchConfig) -> dict[str, Source]:
     sources: dict[str, Source] = {}
-    for row in queries.load("80_fetch.sql")["sources"].dicts(con):
+    for row in queries.load(SQL)["sources"].dicts(con):
         kind = row["kind"]
         if kind == "render":
             sources[row["code"]] = RenderSource()

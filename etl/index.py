@@ -3,8 +3,8 @@
 Exact inner-product search (IndexFlatIP) below `exact_below` vectors; above, an IVF index with
 about 4·√n lists whose nprobe is tuned on a sample of the vectors themselves until recall@10
 against exact search reaches `target_recall`. Saved in `<db stem>_index/` beside the database
-with manifest.json (model id, kind, nprobe, and the checksum of the embeddings it was built from):
-an index whose manifest does not match the database is rebuilt, never used.
+with manifest.json (model id, kind, nprobe, and the checksum of the embeddings it was built from);
+readers (skyscript_db/vector_index.py) refuse an index whose manifest does not match the database.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -23,62 +22,57 @@ import faiss
 import numpy as np
 
 from skyscript_db import queries
+from skyscript_db.config import IndexConfig, Options
 from skyscript_db.errors import DatabaseError
-from skyscript_db.stages import has_table
+from skyscript_db.etl.stage import Context, StageResult, fingerprint
+from skyscript_db.vector_index import KINDS, MANIFEST, SQL, checksum, current_model, read_manifest
 
 log = logging.getLogger(__name__)
-KINDS = ("image", "title")
+STAGE = "index"
 
 
 @dataclass(frozen=True)
-class IndexConfig:
-    exact_below: int = 50_000
-    target_recall: float = 0.95
-    seed: int = 0
+class IndexStage:
+    """Writes files, not tables; the manifest goes last, so a half-written index is never seen
+    as complete."""
 
+    name: str = STAGE
+    upstream: tuple[str, ...] = ("embed",)
+    transactional: bool = False
 
-def index_dir(db: Path) -> Path:
-    return db.parent / f"{db.stem}_index"
+    def fingerprint(self, ctx: Context, options: Options) -> str:
+        """The options and what the manifest on disk says it was built from (a deleted or
+        replaced index folder makes the stage stale)."""
+        manifest = read_manifest(ctx.paths) or {}
+        return fingerprint(asdict(options.index), manifest.get("model_id"),
+                           manifest.get("checksum"))
 
-
-def current_model(con: duckdb.DuckDBPyConnection) -> str:
-    if not has_table(con, "pair_settings"):
-        raise DatabaseError(
-            "no embeddings yet: run `skyscript-db embed` (then `skyscript-db index`)")
-    return queries.load("90_embeddings.sql")["current_model"].row(con)["model_id"]
-
-
-def checksum(con: duckdb.DuckDBPyConnection, model_id: str) -> str:
-    row = queries.load("90_embeddings.sql")["checksum"].row(con, model_id=model_id)
-    return f"{row['n']}:{row['digest']}"
-
-
-def build_index(con: duckdb.DuckDBPyConnection, db: Path,
-                config: IndexConfig = IndexConfig()) -> dict[str, Any]:
-    """Build both indexes for the current model and write them with their manifest."""
-    model_id = current_model(con)
-    started = time.perf_counter()
-    rows = queries.load("90_embeddings.sql")["vectors"].run(con, model_id=model_id).fetchall()
-    if not rows:
-        raise DatabaseError(f"{db}: no embeddings for {model_id}: run `skyscript-db embed`")
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    out = index_dir(db)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {"model_id": model_id, "checksum": checksum(con, model_id),
-                                "n": len(ids), "config": asdict(config), "indexes": {}}
-    for column, kind in enumerate(KINDS, start=1):
-        vectors = np.array([r[column] for r in rows], dtype=np.float32)
-        index, nprobe = make_index(vectors, ids, config)
-        faiss.write_index(index, str(out / f"{kind}.faiss.partial"))
-        os.replace(out / f"{kind}.faiss.partial", out / f"{kind}.faiss")
-        manifest["indexes"][kind] = {"file": f"{kind}.faiss", "type": type(index).__name__,
-                                     "dim": int(vectors.shape[1]), "nprobe": nprobe}
-    manifest["seconds"] = round(time.perf_counter() - started, 3)
-    (out / "manifest.json.partial").write_text(json.dumps(manifest, indent=2))
-    os.replace(out / "manifest.json.partial", out / "manifest.json")  # last: marks it complete
-    log.info("index %s: %d vectors, %s, %.1f s", model_id, len(ids),
-             {k: v["type"] for k, v in manifest["indexes"].items()}, manifest["seconds"])
-    return manifest
+    def run(self, ctx: Context, options: Options) -> StageResult:
+        """Build both indexes for the current model and write them with their manifest."""
+        con, config, out = ctx.con, options.index, ctx.paths.index
+        model_id = current_model(con)["model_id"]
+        started = time.perf_counter()
+        rows = queries.load(SQL)["vectors"].run(con, model_id=model_id).fetchall()
+        if not rows:
+            raise DatabaseError(f"{ctx.paths.db}: no embeddings for {model_id}: run "
+                                "`skyscript-db embed`")
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        out.mkdir(parents=True, exist_ok=True)
+        manifest: dict[str, Any] = {"model_id": model_id, "checksum": checksum(con, model_id),
+                                    "n": len(ids), "config": asdict(config), "indexes": {}}
+        for column, kind in enumerate(KINDS, start=1):
+            vectors = np.array([r[column] for r in rows], dtype=np.float32)
+            index, nprobe = make_index(vectors, ids, config)
+            faiss.write_index(index, str(out / f"{kind}.faiss.partial"))
+            os.replace(out / f"{kind}.faiss.partial", out / f"{kind}.faiss")
+            manifest["indexes"][kind] = {"file": f"{kind}.faiss", "type": type(index).__name__,
+                                         "dim": int(vectors.shape[1]), "nprobe": nprobe}
+        manifest["seconds"] = round(time.perf_counter() - started, 3)
+        (out / f"{MANIFEST}.partial").write_text(json.dumps(manifest, indent=2))
+        os.replace(out / f"{MANIFEST}.partial", out / MANIFEST)  # last: marks it complete
+        log.info("index %s: %d vectors, %s, %.1f s", model_id, len(ids),
+                 {k: v["type"] for k, v in manifest["indexes"].items()}, manifest["seconds"])
+        return StageResult(len(ids), len(ids), info=manifest)
 
 
 def make_index(vectors: np.ndarray, ids: np.ndarray, config: IndexConfig) -> tuple[Any, int]:
@@ -123,23 +117,3 @@ def tune_nprobe(index: Any, vectors: np.ndarray, ids: np.ndarray, config: IndexC
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     """Share of the true top-k found, averaged over queries (ids or row numbers alike)."""
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
-
-
-def load_index(con: duckdb.DuckDBPyConnection, db: Path,
-               config: IndexConfig = IndexConfig()) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The manifest and indexes; rebuilt first when missing or not built from these embeddings."""
-    model_id = current_model(con)
-    path = index_dir(db) / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.exists() else None
-    if manifest is None or manifest["model_id"] != model_id \
-            or manifest["checksum"] != checksum(con, model_id):
-        log.warning("index for %s is %s: rebuilding it", model_id,
-                    "missing" if manifest is None else "stale")
-        manifest = build_index(con, db, config)
-    indexes = {}
-    for kind, meta in manifest["indexes"].items():
-        index = faiss.read_index(str(index_dir(db) / meta["file"]))
-        if meta["nprobe"]:
-            index.nprobe = meta["nprobe"]
-        indexes[kind] = index
-    return manifest, indexes

@@ -6,8 +6,10 @@ import hashlib
 import logging
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,11 @@ from typing import Any
 import duckdb
 
 from skyscript_db import queries
+from skyscript_db.config import Options
+from skyscript_db.db import has_table
 from skyscript_db.errors import InputError
 from skyscript_db.etl import osm
-from skyscript_db.stages import StageResult, fingerprint, run_stage
+from skyscript_db.etl.stage import Context, ProgressCallback, StageResult, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,13 @@ def check_pbf(path: Path) -> None:
 
 
 def sha256_of(path: Path) -> str:
+    """The file's sha256; computed once per file version (path, size, mtime) in a process."""
+    stat = path.stat()
+    return _sha256(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@cache
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -54,98 +65,104 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ingest_fingerprint(digest: str) -> str:
-    """Changes when the file, the area rules or this package's version change."""
-    rules = queries.sql_text(f"seeds/{AREA_RULES}")
-    return fingerprint(STAGE, digest, rules, _version("skyscript-db"))
+@dataclass(frozen=True)
+class IngestStage:
+    """Reads `options.pbf` (the pipeline resolves it) and replaces what an earlier ingest wrote,
+    in one transaction: a bad or truncated file leaves the database unchanged."""
+
+    name: str = STAGE
+    upstream: tuple[str, ...] = ()
+    transactional: bool = True
+    location_index: str = osm.DEFAULT_LOCATION_INDEX
+
+    def fingerprint(self, ctx: Context, options: Options) -> str:
+        """Changes when the file, the area rules or this package's version change."""
+        path = _pbf(options)
+        check_pbf(path)
+        rules = queries.sql_text(f"seeds/{AREA_RULES}")
+        return fingerprint(sha256_of(path), rules, _version("skyscript-db"))
+
+    def run(self, ctx: Context, options: Options) -> StageResult:
+        path = _pbf(options)
+        check_pbf(path)
+        return read(ctx.con, path, self.location_index, ctx.progress(STAGE))
 
 
-def ingest(
-    con: duckdb.DuckDBPyConnection,
-    pbf: str | Path,
-    location_index: str = osm.DEFAULT_LOCATION_INDEX,
-    on_progress: Callable[[int, int], None] | None = None,
-    digest: str | None = None,
-) -> StageResult:
-    """Read `pbf` into the database on `con`, replacing what an earlier ingest wrote.
-
-    `on_progress(done, total)` is called as geometries are built (total is an estimate).
-    Runs in one transaction: a bad or truncated file leaves the database unchanged.
-    `digest` is the file's sha256 when the caller already computed it.
-    """
-    path = Path(pbf)
-    check_pbf(path)
-    digest = digest or sha256_of(path)
-    params = {"pbf": str(path.resolve()), "location_index": location_index}
-    body = _IngestBody(path, digest, location_index, on_progress)
-    return run_stage(con, STAGE, ingest_fingerprint(digest), params, body)
+def _pbf(options: Options) -> Path:
+    if options.pbf is None:
+        raise InputError("ingest: no .osm.pbf file given")
+    return Path(options.pbf)
 
 
-class _IngestBody:
-    """The work of the stage, run by run_stage inside its transaction."""
+def read(con: duckdb.DuckDBPyConnection, path: Path, location_index: str,
+         on_progress: ProgressCallback | None = None) -> StageResult:
+    """The work of the stage: tags through DuckDB's ST_ReadOSM, geometries through pyosmium,
+    joined and classified by sql/00_ingest.sql. `on_progress(done, total)` is called as
+    geometries are built (total is an estimate)."""
+    q = queries.load("00_ingest.sql")
+    timings: dict[str, float] = {}
+    done, expected = 0, None
 
-    def __init__(self, path: Path, digest: str, location_index: str,
-                 on_progress: Callable[[int, int], None] | None) -> None:
-        self.path, self.digest, self.location_index = path, digest, location_index
-        self.on_progress = on_progress
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        if on_progress:
+            on_progress(done, max(done, expected or 0) or None)
 
-    def __call__(self, con: duckdb.DuckDBPyConnection) -> StageResult:
-        q = queries.load("00_ingest.sql")
-        timings: dict[str, float] = {}
-        done, expected = 0, None
+    with (_timed(timings, "read_s"), _input_errors(path),
+          osm.GeometryStream(path, location_index=location_index, on_progress=progress) as stream):
+        # pyosmium builds geometries in its own thread from here on, while DuckDB reads tags.
+        q["read_elements"].run(con, path=str(path))
+        q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
+        q["points"].run(con)
+        q["point_tags"].run(con)
+        expected, tagged = q["element_counts"].run(con).fetchone()
+        q["create_geometries"].run(con)
+        con.register("geometry_stream", stream.reader)
+        try:
+            q["load_geometries"].run(con)
+        finally:
+            con.unregister("geometry_stream")
+    with _timed(timings, "assemble_s"):
+        for name in ("classify", "objects", "tags", "rejects", "area_rules"):
+            q[name].run(con)
+    counts = q["counts"].row(con)
+    q["drop_staging"].run(con)
+    _write_build_info(con, _build_info(path, location_index, counts, timings))
+    objects = counts["points"] + counts["lines"] + counts["polygons"]
+    log.info("ingest %s: %d tagged elements -> %d objects, %d rejects",
+             path.name, tagged, objects, counts["rejects"])
+    return StageResult(rows_in=tagged, rows_out=objects, info={**counts, **timings})
 
-        def progress(n: int) -> None:
-            nonlocal done
-            done += n
-            if self.on_progress:
-                self.on_progress(done, max(done, expected or 0) or None)
 
-        with (_timed(timings, "read_s"), _input_errors(self.path),
-              osm.GeometryStream(self.path, location_index=self.location_index,
-                                 on_progress=progress) as stream):
-            # pyosmium builds geometries in its own thread from here on, while DuckDB reads tags.
-            q["read_elements"].run(con, path=str(self.path))
-            q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
-            q["points"].run(con)
-            q["point_tags"].run(con)
-            expected, tagged = q["element_counts"].run(con).fetchone()
-            q["create_geometries"].run(con)
-            con.register("geometry_stream", stream.reader)
-            try:
-                q["load_geometries"].run(con)
-            finally:
-                con.unregister("geometry_stream")
-        with _timed(timings, "assemble_s"):
-            for name in ("classify", "objects", "tags", "rejects", "area_rules"):
-                q[name].run(con)
-        counts = q["counts"].row(con)
-        q["drop_staging"].run(con)
-        info = self._build_info(counts, timings)
-        _write_build_info(con, info)
-        objects = counts["points"] + counts["lines"] + counts["polygons"]
-        log.info("ingest %s: %d tagged elements -> %d objects, %d rejects",
-                 self.path.name, tagged, objects, counts["rejects"])
-        return StageResult(rows_in=tagged, rows_out=objects, info={**counts, **timings})
+def source_file(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The extract the database was last ingested from, if any."""
+    if not has_table(con, "build_info"):
+        return None
+    row = queries.load("build_info.sql")["source_file"].row(con)
+    return Path(row["value"]) if row else None
 
-    def _build_info(self, counts: dict[str, int], timings: dict[str, float]) -> dict[str, Any]:
-        return {
-            "source_file": str(self.path.resolve()),
-            "source_name": self.path.name,
-            "source_sha256": self.digest,
-            "source_bytes": self.path.stat().st_size,
-            **osm.read_header(self.path),
-            **counts,
-            **timings,
-            "location_index": self.location_index,
-            "attribution": ATTRIBUTION,
-            "license": "ODbL-1.0",
-            "skyscript_db_version": _version("skyscript-db"),
-            "duckdb_version": duckdb.__version__,
-            "duckdb_spatial_version": _version("duckdb-extension-spatial"),
-            "pyosmium_version": _version("osmium"),
-            "pyarrow_version": _version("pyarrow"),
-            "python_version": platform.python_version(),
-        }
+
+def _build_info(path: Path, location_index: str, counts: dict[str, int],
+                timings: dict[str, float]) -> dict[str, Any]:
+    return {
+        "source_file": str(path.resolve()),
+        "source_name": path.name,
+        "source_sha256": sha256_of(path),
+        "source_bytes": path.stat().st_size,
+        **osm.read_header(path),
+        **counts,
+        **timings,
+        "location_index": location_index,
+        "attribution": ATTRIBUTION,
+        "license": "ODbL-1.0",
+        "skyscript_db_version": _version("skyscript-db"),
+        "duckdb_version": duckdb.__version__,
+        "duckdb_spatial_version": _version("duckdb-extension-spatial"),
+        "pyosmium_version": _version("osmium"),
+        "pyarrow_version": _version("pyarrow"),
+        "python_version": platform.python_version(),
+    }
 
 
 def _write_build_info(con: duckdb.DuckDBPyConnection, info: dict[str, Any]) -> None:

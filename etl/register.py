@@ -15,9 +15,11 @@ from typing import Any
 import duckdb
 
 from skyscript_db import queries
+from skyscript_db.db import has_table
 from skyscript_db.errors import InputError
 from skyscript_db.etl.imagery.stac import search_items
 from skyscript_db.etl.rasters import RasterInfo, read_raster_info
+from skyscript_db.etl.stage import transaction
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +63,18 @@ def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
     return row
 
 
+def registered_state(con: duckdb.DuckDBPyConnection) -> list:
+    """What is registered, for the image_collections stage's fingerprint."""
+    q = queries.load("register_imagery.sql")
+    sources = (("local_state", "local_imagery"), ("stac_state", "stac_collections"))
+    return [q[name].run(con).fetchall() if has_table(con, table) else [] for name, table in sources]
+
+
 def _register(con: duckdb.DuckDBPyConnection, section: str, rows: list[dict[str, Any]]) -> None:
     tables = queries.load("50_image_collections.sql")
     register = queries.load("register_imagery.sql")[section]
-    con.begin()
-    try:
+    with transaction(con):
         tables["create_local_imagery"].run(con)
         tables["create_stac_collections"].run(con)
         for row in rows:
             register.run(con, **{p: row[p] for p in register.params})
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise

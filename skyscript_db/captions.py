@@ -7,9 +7,12 @@ from collections.abc import Iterable, Mapping
 import duckdb
 
 from skyscript_db import queries
-from skyscript_db.sql_stages import STAGES
+from skyscript_db.errors import InputError
 
-_CAPTIONS = next(s for s in STAGES if s.name == "captions")
+# The captions stage's SQL file and the seed tables it reads (parameter -> file); the stage in
+# etl/pipeline.py runs the same file with the same seeds.
+SQL_FILE = "70_captions.sql"
+SEEDS = {"renames_csv": "caption_renames.csv", "styles_csv": "caption_key_styles.csv"}
 
 
 def caption(center_tags: Mapping[str, str],
@@ -22,14 +25,14 @@ def caption(center_tags: Mapping[str, str],
     ('amenity of fountain', 'amenity of fountain, surrounded by natural tree; road of footway')
     """
     if not center_tags:
-        raise ValueError("center_tags is empty: an object with no visible tag is not described")
+        raise InputError("center_tags is empty: an object with no visible tag is not described")
     objects = [center_tags, *surrounding]
     rows = [(0, rank, pos, key, value)
             for rank, tags in enumerate(objects)
             for pos, (key, value) in enumerate(tags.items(), start=1)]
-    sections = queries.load(_CAPTIONS.file)
+    sections = queries.load(SQL_FILE)
     with duckdb.connect() as con:
-        for name, (param, seed) in zip(("load_renames", "load_styles"), _CAPTIONS.seeds.items()):
+        for name, (param, seed) in zip(("load_renames", "load_styles"), SEEDS.items()):
             sections[name].run(con, **{param: queries.seed_path(seed)})
         con.execute("create temp table caption_input (pair_id bigint, rank integer, "
                     "tag_pos integer, key varchar, value varchar)")

@@ -1,20 +1,22 @@
-"""Build parameters: one typed, validated place for every knob of the SQL stages."""
+"""Options, typed and validated in one place: the SQL stages' knobs (BuildConfig), fetch, embed,
+index and export, and `Options`, everything one pipeline run is asked to do."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from skyscript_db.errors import SkyscriptError
+from skyscript_db.errors import ConfigError, ExportError
+from skyscript_db.models import ModelSpec
 
-
-class ConfigError(SkyscriptError):
-    """A build parameter is out of range."""
+SCORE_CAPTIONS = ("title", "title_multi_objects")
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Parameters of the stages after ingest.
+    """Parameters of the SQL stages and the tag classifier.
 
     seed: the build seed; each stage draws from its own seed derived from it and the stage name,
         so changing one stage's parameters does not reshuffle another's draws.
@@ -70,3 +72,94 @@ class BuildConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """workers: parallel fetches. batch: requests per committed batch. attempts: tries per image
+    for network errors. processes: None picks processes when a CPU-bound source has work."""
+
+    workers: int = os.cpu_count() or 2
+    batch: int = 256
+    attempts: int = 4
+    jpeg_quality: int = 90
+    processes: bool | None = None
+    gee_project: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.batch < 1 or self.attempts < 1:
+            raise ConfigError("fetch workers, batch and attempts must be at least 1")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """model: the CLIP model. batch: pairs per batch. score_caption: the caption the pairs view
+    scores, title or title_multi_objects."""
+
+    model: ModelSpec = ModelSpec()
+    batch: int = 64
+    score_caption: str = "title"
+
+    def __post_init__(self) -> None:
+        if self.score_caption not in SCORE_CAPTIONS:
+            raise ConfigError(f"score_caption must be one of {', '.join(SCORE_CAPTIONS)}, got "
+                              f"{self.score_caption!r}")
+        if self.batch < 1:
+            raise ConfigError(f"embed batch must be at least 1, got {self.batch}")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Exact search below `exact_below` vectors; above, IVF with nprobe tuned to `target_recall`."""
+
+    exact_below: int = 50_000
+    target_recall: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """out: the output folder. top_pct: keep pairs ranked in the top this many percent by
+    similarity (100 = all). collection: only this collection code. where: a read-only SQL
+    predicate over `pairs`. fractions: train, validation, test shares of the blocks. block_cells:
+    a block's side, in 0.01° grid cells. shard_size: samples per tar shard. seed: the split draw."""
+
+    out: Path | None = None
+    top_pct: float = 100.0
+    collection: str | None = None
+    where: str | None = None
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    block_cells: int = 10
+    shard_size: int = 1000
+    seed: int = 0
+    webdataset: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.top_pct <= 100:
+            raise ExportError(f"top_pct must be in (0, 100], got {self.top_pct}")
+        shares = self.fractions
+        if len(shares) != 3 or min(shares) < 0 or abs(sum(shares) - 1) > 1e-9:
+            raise ExportError(f"split fractions must be three shares summing to 1, got "
+                              f"{self.fractions}")
+        if self.block_cells < 1 or self.shard_size < 1:
+            raise ExportError("block_cells and shard_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything one pipeline run is asked to do; each stage reads its own part.
+
+    pbf: the extract (None: the one the database was built from, else the default extract).
+    fetch, embed, index, export: the options of those stages.
+    benchmark_out: where the make_benchmark stage writes the benchmark folder.
+    """
+
+    pbf: Path | None = None
+    build: BuildConfig = BuildConfig()
+    fetch: FetchConfig = FetchConfig()
+    embed: EmbedConfig = EmbedConfig()
+    index: IndexConfig = IndexConfig()
+    export: ExportConfig = field(default_factory=ExportConfig)
+    benchmark_out: Path | None = None

@@ -1,14 +1,39 @@
-"""Open DuckDB connections with the spatial extension loaded offline, from its PyPI wheel."""
+"""Open DuckDB connections with the spatial extension loaded offline, from its PyPI wheel, and
+say where a database keeps its files (`Paths`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from skyscript_db import queries
 from skyscript_db.errors import DatabaseError, ExtensionError
 
 DEFAULT_DB = Path("data/skyscript.duckdb")
+
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a database's artefacts live, resolved once: everything sits beside the database file.
+
+    Image paths in the `images` table are relative to `root`, so a database and its folders move
+    together.
+    """
+
+    db: Path
+    root: Path
+    images: Path
+    index: Path
+
+    @classmethod
+    def of(cls, db: str | Path) -> Paths:
+        db = Path(db)
+        root = db.parent.resolve()
+        return cls(db, root, root / f"{db.stem}_images", root / f"{db.stem}_index")
+
 
 SPATIAL_FIX = (
     "install the wheels that match duckdb {version}: "
@@ -50,3 +75,8 @@ def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
         first_line = str(e).strip().splitlines()[0]
         raise ExtensionError(
             f"DuckDB spatial extension failed to load ({first_line}); {fix}") from e
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the database has a (non-temporary) table called `name`."""
+    return bool(queries.load("stage_runs.sql")["has_table"].run(con, name=name).fetchone()[0])

@@ -1,4 +1,5 @@
-"""Documented exceptions. Every message names the bad input and says how to fix it."""
+"""Every exception this package raises on purpose. Each message names the bad input and says how
+to fix it; the CLI prints a SkyscriptError as one line and exits 1, never with a traceback."""
 
 
 class SkyscriptError(Exception):
@@ -10,7 +11,8 @@ class ExtensionError(SkyscriptError):
 
 
 class InputError(SkyscriptError):
-    """An input file is missing, unreadable or not what it claims to be."""
+    """An input (a file, a value given to a function) is missing, unreadable or not what it claims
+    to be."""
 
 
 class SqlFileError(SkyscriptError):
@@ -23,3 +25,32 @@ class ReadOnlyViolation(SkyscriptError):
 
 class DatabaseError(SkyscriptError):
     """The database is missing or lacks the tables a command needs."""
+
+
+class ConfigError(SkyscriptError):
+    """An option is out of range or names something that does not exist."""
+
+
+class LabelError(SkyscriptError):
+    """The labelled tag set breaks the guideline's form."""
+
+
+class ExportError(SkyscriptError):
+    """The export cannot run as asked."""
+
+
+class EvalError(SkyscriptError):
+    """The evaluation data cannot give a meaningful number."""
+
+
+class TrainError(SkyscriptError):
+    """Training cannot start as asked."""
+
+
+class NoCoverage(Exception):
+    """An imagery source has no imagery for a request's bounds: final, not retried, recorded as
+    the request's status (not a SkyscriptError: it never reaches the user as an error)."""
+
+
+class TransientError(Exception):
+    """An imagery failure worth retrying: a 5xx answer, a timeout, a dropped connection, a quota."""

@@ -3,7 +3,7 @@
 Zero-shot: a folder of class folders; each class's text vector is the mean of its prompts (the
 SkyScript templates by default), images go to the most similar class. Retrieval: a CSV of image
 paths and captions (an export split, or any such file); recall@1/5/10 both ways and their mean.
-The model is any that `skyscript_db.embed` loads (a trained checkpoint: `pretrained=PATH`).
+The model is any that `skyscript_db.models` loads (a trained checkpoint: `pretrained=PATH`).
 Unreadable images are skipped and listed in the report, never silently dropped; an empty class
 is an error.
 """
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from skyscript_db.embed import Encoder, ModelSpec, load_encoder
-from skyscript_db.errors import SkyscriptError
+from skyscript_db.errors import EvalError
+from skyscript_db.models import ImageTextEncoder, ModelSpec, load_encoder
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ TEMPLATES = ("a satellite photo of {}.", "a satellite image of {}")
 RETRIEVAL_PREFIX = "a satellite image. "
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 ProgressCallback = Callable[[int, int], None]
-
-
-class EvalError(SkyscriptError):
-    """The evaluation data cannot give a meaningful number."""
 
 
 @dataclass
@@ -91,7 +87,8 @@ def zero_shot(folder: Path, spec: ModelSpec, templates: tuple[str, ...] = TEMPLA
     }
 
 
-def class_vectors(encoder: Encoder, names: list[str], templates: tuple[str, ...]) -> np.ndarray:
+def class_vectors(encoder: ImageTextEncoder, names: list[str],
+                  templates: tuple[str, ...]) -> np.ndarray:
     """Each class's mean prompt embedding, re-normalised (CLIP's zero-shot classifier)."""
     vectors = []
     for name in names:
@@ -143,7 +140,7 @@ def _read_pairs(path: Path, image_key: str, caption_key: str) -> list[dict[str, 
     return rows
 
 
-def _encode_images(encoder: Encoder, paths: list[Path], batch: int,
+def _encode_images(encoder: ImageTextEncoder, paths: list[Path], batch: int,
                    on_progress: ProgressCallback | None) -> _Images:
     started = time.perf_counter()
     vectors, kept, skipped = [], [], []

@@ -86,6 +86,12 @@ def seed_path(name: str) -> str:
     return str(resources.files("skyscript_db._sql.seeds").joinpath(name))
 
 
+def create_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """The SQL macros every stage may use (sql/macros.sql), created on `con`."""
+    for macro in load("macros.sql").values():
+        macro.run(con)
+
+
 @cache
 def load(file: str) -> dict[str, Query]:
     """The named queries of sql/<file>, in file order."""

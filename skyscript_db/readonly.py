@@ -1,5 +1,7 @@
 """Ad hoc SQL that can only read: checked with sqlglot before it reaches DuckDB, then run on a
-read-only connection, so the database file is never modified."""
+read-only connection, so the database file is never modified. `pairs_query` is the one way a
+user's `where` predicate (retrieve, export) becomes SQL: parsed as an expression, checked, and
+put into a statement as a syntax tree, never pasted into text."""
 
 from __future__ import annotations
 
@@ -53,6 +55,28 @@ def _check_statement(statement: exp.Expression) -> None:
             raise ReadOnlyViolation(
                 f"only read statements are allowed ({_ALLOWED}), found {node.key.upper()} inside"
             )
+
+
+def pairs_query(where: str | None, columns: tuple[str, ...] = ("pair_id",)) -> str:
+    """`SELECT <columns> FROM pairs [WHERE <where>]`, with `where` a read-only predicate.
+
+    >>> pairs_query("collection_code = 'FI' and similarity_rank_pct < 20")
+    "SELECT pair_id FROM pairs WHERE collection_code = 'FI' AND similarity_rank_pct < 20"
+    """
+    query = exp.select(*columns).from_("pairs")
+    if where is not None:
+        query = query.where(_predicate(where))
+    text = query.sql(dialect="duckdb")
+    check_read_only(text)  # subqueries inside the predicate are checked like any query
+    return text
+
+
+def _predicate(where: str) -> exp.Expression:
+    try:
+        return sqlglot.parse_one(where, read="duckdb", into=exp.Condition)
+    except sqlglot.errors.ParseError as e:
+        raise ReadOnlyViolation(f"--where {where!r}: not one SQL predicate over the pairs view "
+                                f"({str(e).splitlines()[0]})") from e
 
 
 def sql(query: str, db: str | Path | None = None) -> duckdb.DuckDBPyRelation:

@@ -9,6 +9,7 @@ id selector (and exactly when that finds fewer than k).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,44 +18,46 @@ import pandas as pd
 import pyarrow as pa
 
 from skyscript_db import queries
-from skyscript_db.db import DEFAULT_DB, connect
-from skyscript_db.embed import ModelSpec, load_encoder
-from skyscript_db.etl.index import load_index
-from skyscript_db.readonly import check_read_only
+from skyscript_db.db import DEFAULT_DB, Paths, connect
+from skyscript_db.errors import ConfigError
+from skyscript_db.models import ImageTextEncoder, ModelSpec, Models
+from skyscript_db.readonly import pairs_query
+from skyscript_db.vector_index import SQL, current_model, load_index
 
 EXACT_BELOW = 20_000  # candidate sets this small are scored exactly
 
 
-def retrieve(text: str, k: int = 10, where: str | None = None,
-             db: str | Path | None = None) -> pd.DataFrame:
+def retrieve(text: str, k: int = 10, where: str | None = None, db: str | Path | None = None,
+             models: Models = Models()) -> pd.DataFrame:
     """The k pairs whose images best match `text` (cosine similarity, highest first)."""
-    return _search(lambda encoder: encoder.texts([text]), "image", k, where, db)
+    return _search(lambda encoder: encoder.texts([text]), "image", k, where, db, models)
 
 
 def retrieve_by_image(image: Any, k: int = 10, where: str | None = None,
-                      db: str | Path | None = None, against: str = "title") -> pd.DataFrame:
+                      db: str | Path | None = None, against: str = "title",
+                      models: Models = Models()) -> pd.DataFrame:
     """The k pairs whose captions (against='title') or images (against='image') best match an
     image given as a path or an (H, W, 3) uint8 array."""
     from PIL import Image
 
+    if against not in ("title", "image"):
+        raise ConfigError(f"against must be 'title' or 'image', got {against!r}")
     picture = Image.fromarray(np.asarray(image)) if not isinstance(image, (str, Path)) \
         else Image.open(image).convert("RGB")
-    return _search(lambda encoder: encoder.images([picture]), against, k, where, db)
+    return _search(lambda encoder: encoder.images([picture]), against, k, where, db, models)
 
 
-def _search(encode, kind: str, k: int, where: str | None,
-            db: str | Path | None) -> pd.DataFrame:
+def _search(encode: Callable[[ImageTextEncoder], np.ndarray], kind: str, k: int,
+            where: str | None, db: str | Path | None, models: Models) -> pd.DataFrame:
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    db = Path(db or DEFAULT_DB)
-    candidates_sql = f"select pair_id from pairs where ({where})" if where else None
-    if candidates_sql:
-        check_read_only(candidates_sql)  # refused before it reaches DuckDB
-    with connect(db, read_only=True) as con:
-        manifest, indexes = load_index(con, db)
-        model = queries.load("90_embeddings.sql")["current_model"].row(con)
-        encoder = load_encoder(ModelSpec(model["name"], model["pretrained"], model["seed"]))
-        query = encode(encoder)
+        raise ConfigError(f"k must be at least 1, got {k}")
+    paths = Paths.of(db or DEFAULT_DB)
+    candidates_sql = pairs_query(where) if where is not None else None  # checked before DuckDB
+    with connect(paths.db, read_only=True) as con:
+        _, indexes = load_index(con, paths)
+        model = current_model(con)
+        query = encode(models.encoder(ModelSpec(model["name"], model["pretrained"],
+                                                model["seed"])))
         if candidates_sql is None:
             scores, ids = indexes[kind].search(query, k)
         else:
@@ -64,8 +67,7 @@ def _search(encode, kind: str, k: int, where: str | None,
         results = pa.table({"pair_id": ids[0][keep], "score": scores[0][keep],
                             "rank": np.arange(1, keep.sum() + 1)})
         con.register("retrieve_results", results)
-        root = str(db.parent.resolve())
-        return queries.load("90_embeddings.sql")["results"].run(con, root=root).df()
+        return queries.load(SQL)["results"].run(con, root=str(paths.root)).df()
 
 
 def _filtered_search(con, index, kind: str, query: np.ndarray, k: int, candidates_sql: str,
@@ -77,7 +79,7 @@ def _filtered_search(con, index, kind: str, query: np.ndarray, k: int, candidate
         if (ids[0] >= 0).sum() == min(k, len(candidates)):
             return scores, ids
     con.register("retrieve_candidates", pa.table({"pair_id": candidates}))
-    rows = queries.load("90_embeddings.sql")["vectors_of"].run(con, model_id=model_id).fetchall()
+    rows = queries.load(SQL)["vectors_of"].run(con, model_id=model_id).fetchall()
     if not rows:
         return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
     column = 1 if kind == "image" else 2

@@ -17,13 +17,10 @@ from unittest import mock
 
 from PIL import Image
 
-from skyscript_db.errors import SkyscriptError
+from skyscript_db.errors import TrainError
+from skyscript_db.models import TINY
 
 log = logging.getLogger(__name__)
-
-
-class TrainError(SkyscriptError):
-    """Training cannot start as asked."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +31,7 @@ class TrainConfig:
 
     data: Path
     out: Path
-    model: str = "skyscript-tiny"
+    model: str = TINY
     pretrained: str | None = None
     caption: str = "title"
     epochs: int = 20

@@ -178,3 +178,7 @@ select
     count(*) filter (where source = 'rule') as by_rule,
     count(*) filter (where source not in ('label', 'rule')) as by_model
 from tag_visibility;
+
+-- name: verdict_counts
+-- How many tags each source (label, rule, model) decided, visible or not.
+select source, visible, count(*) as tags from tag_visibility group by all order by all;

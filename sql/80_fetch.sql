@@ -1,6 +1,6 @@
 -- Stage fetch_images: image requests -> image files, one `images` row per request.
--- A request is fetched when it has no row yet, when its last try failed, or when its bounds,
--- size or collection changed since (request_key). Outcomes are recorded batch by batch, so an
+-- A request is fetched when it has no row yet, when its last try failed, when its bounds,
+-- size or collection changed since (request_key), or when its file is no longer on disk. Outcomes are recorded batch by batch, so an
 -- interrupted run keeps what it recorded and the next run resumes.
 
 -- name: create_images
@@ -18,6 +18,18 @@ create table if not exists images (
     request_key varchar not null
 );
 
+-- name: listing
+-- The image files on disk (path relative to the database's folder, size), listed by the stage.
+create or replace temp table image_files as select path, bytes from image_listing;
+
+-- name: state
+-- What the stage's fingerprint sees of its outputs: every recorded outcome and, for `ok` ones,
+-- the size of the file on disk (null when it is gone).
+select count(*) as n, bit_xor(hash(i.pair_id, i.status, i.fetched_at, i.request_key, f.bytes))
+    as digest
+from images as i
+left join image_files as f on f.path = i.path;
+
 -- name: pending
 create or replace temp table fetch_pending as
 with
@@ -32,7 +44,9 @@ select r.*, c.kind as source_kind, c.name as collection_name
 from requests as r
 join image_collections as c on c.code = r.collection_code
 left join images as i using (pair_id)
+left join image_files as f on f.path = i.path
 where i.pair_id is null or i.status = 'failed' or i.request_key <> r.request_key
+    or (i.status = 'ok' and f.path is null)
 order by r.pair_id;
 
 -- name: pending_count

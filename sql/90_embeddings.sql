@@ -10,8 +10,13 @@ create table if not exists embeddings (
     title float[] not null,
     title_multi_objects float[] not null,
     embedded_at timestamp not null default timezone('UTC', current_timestamp),
+    input_key varchar,  -- the image and captions the vectors were made from (see `pending`)
     primary key (pair_id, model_id)
 );
+
+-- name: add_input_key
+-- Databases embedded before input_key existed: their vectors are redone once.
+alter table embeddings add column if not exists input_key varchar;
 
 -- name: create_models
 create table if not exists embedding_models (
@@ -29,14 +34,25 @@ insert or replace into embedding_models (model_id, name, pretrained, seed, untra
 values ($model_id, $name, $pretrained, $seed, $untrained, $dim);
 
 -- name: pending
--- Fetched images with captions that this model has not embedded yet.
+-- Fetched images with captions that this model has not embedded from their current image file
+-- (a refetch changes fetched_at) and captions.
 create or replace temp table embed_pending as
-select i.pair_id, i.path, c.title, c.title_multi_objects
-from images as i
-join captions as c using (pair_id)
-anti join (select pair_id from embeddings where model_id = $model_id) as e using (pair_id)
-where i.status = 'ok'
-order by i.pair_id;
+with inputs as (
+    select
+        i.pair_id,
+        i.path,
+        c.title,
+        c.title_multi_objects,
+        md5(concat_ws('|', i.path, i.fetched_at, c.title, c.title_multi_objects)) as input_key
+    from images as i
+    join captions as c using (pair_id)
+    where i.status = 'ok'
+)
+select inputs.*
+from inputs
+anti join (select pair_id, input_key from embeddings where model_id = $model_id) as e
+    using (pair_id, input_key)
+order by pair_id;
 
 -- name: pending_count
 select count(*) as n from embed_pending;
@@ -46,8 +62,11 @@ select pair_id, path, title, title_multi_objects from embed_pending
 where pair_id > $after order by pair_id limit $size;
 
 -- name: insert
-insert or replace into embeddings (pair_id, model_id, image, title, title_multi_objects)
-select pair_id, $model_id, image, title, title_multi_objects from embedding_batch;
+insert or replace into embeddings (pair_id, model_id, image, title, title_multi_objects,
+                                   input_key)
+select b.pair_id, $model_id, b.image, b.title, b.title_multi_objects, p.input_key
+from embedding_batch as b
+join embed_pending as p using (pair_id);
 
 -- name: settings
 -- Which model and which caption the pairs view scores; the embed stage sets it.

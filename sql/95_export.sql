@@ -4,7 +4,7 @@
 -- seeded random order, filling the splits' shares of pairs): no cell (and no block) is ever in two
 -- splits, so neighbouring images never straddle a split. Objects of the held-out benchmark (stage benchmark) are in no split. Pairs are
 -- kept by similarity rank, collection and any read-only predicate
--- (temp table export_candidates, made by the python side from the user's `where`).
+-- (view export_candidates, made by the python side from the user's `where`).
 
 -- name: export_pairs
 create or replace temp table export_pairs as

@@ -9,3 +9,6 @@ delete from build_info;
 
 -- name: insert
 insert or replace into build_info values ($key, $value);
+
+-- name: source_file
+select value from build_info where key = 'source_file';

@@ -1,4 +1,5 @@
--- Stage log: one row per committed stage run, written in the stage's own transaction.
+-- Stage log: one row per recorded stage run. The pipeline compares a stage's fingerprint with
+-- its last row's to decide whether the stage is up to date.
 
 -- name: create
 create table if not exists stage_runs (
@@ -17,7 +18,7 @@ insert into stage_runs (stage, fingerprint, seconds, rows_in, rows_out, params, 
 values ($stage, $fingerprint, $seconds, $rows_in, $rows_out, $params, $info);
 
 -- name: last_run
-select fingerprint, finished_at::varchar from stage_runs where stage = $stage
+select fingerprint, finished_at::varchar as finished_at from stage_runs where stage = $stage
 order by finished_at desc limit 1;
 
 -- name: has_table

@@ -1,7 +1,10 @@
-"""Shared fixtures: the real extracts in ../shared/data/osm and databases built from them."""
+"""Shared fixtures: a made-up town written inline (needs nothing outside this repository) and
+the real extracts in ../shared/data/osm (tests marked `shared`, skipped when it is absent;
+SKYSCRIPT_SHARED_DATA points elsewhere)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,23 +12,45 @@ import pytest
 
 import skyscript_db
 from skyscript_db import queries
-from skyscript_db.etl.embeddings import embed
-from skyscript_db.etl.fetch import FetchConfig, fetch_images
-from skyscript_db.etl.index import build_index
-from skyscript_db.etl.ingest import ingest
+from skyscript_db.config import FetchConfig
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from fakes import FAKE_MODELS
+from osm_inline import town
+
+SHARED_DATA = Path(os.environ.get("SKYSCRIPT_SHARED_DATA",
+                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
 OSM_DIR = SHARED_DATA / "osm"
 IMAGERY = SHARED_DATA / "imagery"
 HELSINKI = OSM_DIR / "helsinki-center.osm.pbf"
 LIECHTENSTEIN = OSM_DIR / "liechtenstein-2015.osm.pbf"
 ANDORRA = OSM_DIR / "andorra-2020.osm.pbf"
 ELEVEN = OSM_DIR / "eleven-extracts-merged.osm.pbf"
+TOWN_CONFIG = skyscript_db.BuildConfig(imagery="render", fraction=1.0, rare_threshold=3,
+                                       rare_cap=10)
+QUICK_FETCH = FetchConfig(workers=2, processes=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `shared` tests without ../shared/data and `gpu` tests without CUDA."""
+    no_shared = pytest.mark.skip(reason=f"{SHARED_DATA} is missing: the shared test data is not "
+                                        "beside this checkout")
+    has_gpu = None
+    for item in items:
+        if "shared" in item.keywords and not SHARED_DATA.is_dir():
+            item.add_marker(no_shared)
+        if "gpu" in item.keywords:
+            if has_gpu is None:
+                import torch
+
+                has_gpu = torch.cuda.is_available()
+            if not has_gpu:
+                item.add_marker(pytest.mark.skip(reason="no CUDA device"))
 
 
 def shared_extract(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path} is missing: the shared test data (../shared/data) is not beside this checkout")
+        pytest.skip(f"{path} is missing: the shared test data (../shared/data) is not beside "
+                    "this checkout")
     return path
 
 
@@ -45,9 +70,9 @@ def copy_tag_cache(source: Path, db: Path) -> None:
 
 def build_db(tmp_path_factory: pytest.TempPathFactory, pbf: Path,
              tag_cache: Path | None = None) -> Path:
+    """`pbf` ingested only."""
     db = tmp_path_factory.mktemp("db") / f"{pbf.stem}.duckdb"
-    with skyscript_db.connect(db) as con:
-        ingest(con, shared_extract(pbf))
+    skyscript_db.build(shared_extract(pbf), db, only="ingest")
     if tag_cache:
         copy_tag_cache(tag_cache, db)
     return db
@@ -61,6 +86,31 @@ def build_all(tmp_path_factory: pytest.TempPathFactory, pbf: Path,
         copy_tag_cache(tag_cache, db)
     skyscript_db.build(shared_extract(pbf), db, config)
     return db
+
+
+@pytest.fixture(scope="session")
+def town_pbf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return town(tmp_path_factory.mktemp("town") / "town.osm.pbf")
+
+
+@pytest.fixture(scope="session")
+def town_built(tmp_path_factory: pytest.TempPathFactory, town_pbf: Path) -> Path:
+    """Every stage, fetch, embed and index included, on the inline town: SYNTHETIC images, fake
+    encoders (tests/fakes.py). Tests that change it work on a copy."""
+    db = tmp_path_factory.mktemp("town_built") / "town.duckdb"
+    skyscript_db.build(town_pbf, db, TOWN_CONFIG, fetch=QUICK_FETCH, embed=True,
+                       models=FAKE_MODELS)
+    return db
+
+
+def copy_db(db: Path, folder: Path) -> Path:
+    """A copy of a database with its image and index folders."""
+    target = folder / db.name
+    shutil.copy(db, target)
+    for suffix in ("_images", "_index"):
+        if (db.parent / f"{db.stem}{suffix}").exists():
+            shutil.copytree(db.parent / f"{db.stem}{suffix}", folder / f"{db.stem}{suffix}")
+    return target
 
 
 @pytest.fixture(scope="session")
@@ -87,13 +137,12 @@ def render_db(tmp_path_factory: pytest.TempPathFactory, helsinki_built: Path) ->
 
 @pytest.fixture(scope="session")
 def embedded_db(tmp_path_factory: pytest.TempPathFactory, render_db: Path) -> Path:
-    """The render database with its images fetched, embedded with the tiny model, indexed."""
+    """The render database with its images fetched, embedded with the real (tiny, untrained)
+    open_clip model, indexed."""
     db = tmp_path_factory.mktemp("embedded") / "embedded.duckdb"
     shutil.copy(render_db, db)
-    with skyscript_db.connect(db) as con:
-        fetch_images(con, db, FetchConfig(workers=2, processes=False))
-        embed(con, db)
-        build_index(con, db)
+    config = skyscript_db.BuildConfig(imagery="render", n_cells=1, rare_threshold=3, rare_cap=10)
+    skyscript_db.build(HELSINKI, db, config, fetch=QUICK_FETCH, embed=True)
     return db
 
 

@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 import skyscript_db
+from skyscript_db.errors import InputError
 
 from conftest import HELSINKI
 
@@ -45,7 +46,7 @@ def test_key_styles_and_primary_key_first():
 
 
 def test_empty_center_is_refused():
-    with pytest.raises(ValueError, match="not described"):
+    with pytest.raises(InputError, match="not described"):
         skyscript_db.caption({})
 
 

@@ -11,6 +11,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from skyscript_db.errors import TransientError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -45,14 +47,6 @@ class Fetched:
     source: str
     acquired: str | None = None  # ISO date of the imagery, when the source knows it
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-class NoCoverage(Exception):
-    """The source has no imagery for the request's bounds: final, not retried."""
-
-
-class TransientError(Exception):
-    """A failure worth retrying: a 5xx answer, a timeout, a dropped connection, a quota."""
 
 
 class Source(Protocol):

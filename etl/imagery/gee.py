@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from skyscript_db.etl.imagery.base import Fetched, ImageRequest, NoCoverage, TransientError
+from skyscript_db.errors import NoCoverage, TransientError
+from skyscript_db.etl.imagery.base import Fetched, ImageRequest
 
 
 @dataclass(frozen=True)

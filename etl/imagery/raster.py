@@ -16,7 +16,8 @@ from rasterio.transform import from_bounds
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
-from skyscript_db.etl.imagery.base import ImageRequest, NoCoverage
+from skyscript_db.errors import NoCoverage
+from skyscript_db.etl.imagery.base import ImageRequest
 
 
 def request_grid(request: ImageRequest) -> tuple[CRS, rasterio.Affine]:

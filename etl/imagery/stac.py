@@ -15,8 +15,8 @@ import pystac
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from skyscript_db.etl.imagery.base import (Fetched, ImageRequest, NoCoverage, TransientError,
-                                           to_uint8)
+from skyscript_db.errors import NoCoverage, TransientError
+from skyscript_db.etl.imagery.base import Fetched, ImageRequest, to_uint8
 from skyscript_db.etl.imagery.raster import read_request
 
 # GDAL over HTTP: no retries of its own (our RetryPolicy decides); never list directories.

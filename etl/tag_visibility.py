@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
@@ -23,13 +22,12 @@ import numpy as np
 import pyarrow as pa
 
 from skyscript_db import queries
-from skyscript_db import tag_classifier as classifier
-from skyscript_db.config import BuildConfig
-from skyscript_db.embed import vector_lists
-from skyscript_db.errors import SkyscriptError
-from skyscript_db.sql_stages import create_macros
-from skyscript_db.stages import StageResult, fingerprint, run_stage
-from skyscript_db import text_encoders
+from skyscript_db.config import Options
+from skyscript_db.errors import LabelError
+from skyscript_db.etl import tag_classifier as classifier
+from skyscript_db.etl.stage import (Context, ProgressCallback, StageResult, fingerprint,
+                                    transaction)
+from skyscript_db.models import TextEncoder, vector_lists
 
 log = logging.getLogger(__name__)
 
@@ -40,62 +38,52 @@ EMBED_BATCH = 1024
 # The classifier is a model of the labels, not a draw of the build: its CV folds take this fixed
 # seed, so another build seed reshuffles the sample but keeps every tag's verdict.
 CV_SEED = 0
-ProgressCallback = Callable[[int, int], None]
-
-
-class LabelError(SkyscriptError):
-    """The labelled set breaks the guideline's form."""
 
 
 @dataclass(frozen=True)
 class TagVisibilityStage:
-    name: str = STAGE
+    """Not one transaction: text vectors are cached batch by batch (an interrupted run resumes);
+    the verdicts are written in one transaction at the end."""
 
-    def fingerprint(self, config: BuildConfig, upstream: str) -> str:
+    name: str = STAGE
+    upstream: tuple[str, ...] = ("tag_stats",)
+    transactional: bool = False
+
+    def fingerprint(self, ctx: Context, options: Options) -> str:
         texts = [queries.sql_text(SQL), queries.sql_text("macros.sql")]
         texts += [queries.sql_text(f"seeds/{file}") for file in SEED_FILES.values()]
-        return fingerprint(self.name, upstream, texts, {"tag_encoder": config.tag_encoder})
+        encoder = ctx.models.text_encoder(options.build.tag_encoder)
+        return fingerprint(texts, encoder.encoder_id)
 
-    def run(self, con: duckdb.DuckDBPyConnection, config: BuildConfig, stage_fingerprint: str,
-            on_progress: ProgressCallback | None = None) -> StageResult:
-        return predict(con, config, stage_fingerprint, on_progress)
-
-
-def predict(con: duckdb.DuckDBPyConnection, config: BuildConfig, stage_fingerprint: str,
-            on_progress: ProgressCallback | None = None) -> StageResult:
-    """Write tag_visibility: label, else rule, else the model (trained first if needed)."""
-    started = time.time()
-    q = queries.load(SQL)
-    cache_id = text_encoders.encoder_id(config.tag_encoder)
-    embedded = prepare(con, config.tag_encoder, on_progress)
-    embedded_at = time.time()
-    model_id, model = stored_or_trained(con, cache_id)
-    trained_at = time.time()
-    predictions = _predictions(con, cache_id, model)
-    timings = {"texts_embedded": embedded, "embed_s": round(embedded_at - started, 2),
-               "model_s": round(trained_at - embedded_at, 2)}
-
-    def body(c: duckdb.DuckDBPyConnection) -> StageResult:
-        q["keep_labels"].run(c)
-        q["keep_rules"].run(c)
-        c.register("tag_predictions", predictions)
-        try:
-            q["tag_visibility"].run(c, model_id=model_id)
-        finally:
-            c.unregister("tag_predictions")
-        summary = q["summary"].row(c)
+    def run(self, ctx: Context, options: Options) -> StageResult:
+        """Write tag_visibility: label, else rule, else the model (trained first if needed)."""
+        started = time.time()
+        q = queries.load(SQL)
+        encoder = ctx.models.text_encoder(options.build.tag_encoder)
+        embedded = prepare(ctx.con, encoder, ctx.progress(STAGE))
+        embedded_at = time.time()
+        model_id, model = stored_or_trained(ctx.con, encoder.encoder_id)
+        trained_at = time.time()
+        predictions = _predictions(ctx.con, encoder.encoder_id, model)
+        timings = {"texts_embedded": embedded, "embed_s": round(embedded_at - started, 2),
+                   "model_s": round(trained_at - embedded_at, 2), "model_id": model_id}
+        with transaction(ctx.con) as con:
+            q["keep_labels"].run(con)
+            q["keep_rules"].run(con)
+            con.register("tag_predictions", predictions)
+            try:
+                q["tag_visibility"].run(con, model_id=model_id)
+            finally:
+                con.unregister("tag_predictions")
+            summary = q["summary"].row(con)
         log.info("%s: %s", STAGE, ", ".join(f"{k} {v:,}" for k, v in summary.items()))
         return StageResult(summary["rows_in"], summary["rows_out"], info=summary | timings)
 
-    params = {"tag_encoder": config.tag_encoder, "model_id": model_id}
-    return run_stage(con, STAGE, stage_fingerprint, params, body, started)
 
-
-def train(con: duckdb.DuckDBPyConnection, config: BuildConfig) -> tuple[str, dict[str, Any]]:
+def train(con: duckdb.DuckDBPyConnection, encoder: TextEncoder) -> tuple[str, dict[str, Any]]:
     """Train (again) on the labelled set and store the model; returns its id and CV report."""
-    prepare(con, config.tag_encoder)
-    model_id, model = stored_or_trained(con, text_encoders.encoder_id(config.tag_encoder),
-                                        retrain=True)
+    prepare(con, encoder)
+    model_id, model = stored_or_trained(con, encoder.encoder_id, retrain=True)
     return model_id, model.report
 
 
@@ -105,12 +93,12 @@ def latest_report(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     return row | {"report": json.loads(row["report"])} if row else None
 
 
-def prepare(con: duckdb.DuckDBPyConnection, encoder_name: str,
+def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
             on_progress: ProgressCallback | None = None) -> int:
     """Load the seeds into temp tables, find the tags that need features and embed the texts
-    the cache lacks (the encoder is loaded only then); returns how many were embedded."""
+    the cache lacks (the encoder's weights load only then); returns how many were embedded."""
     q = queries.load(SQL)
-    create_macros(con)
+    queries.create_macros(con)
     for name in ("load_rules", "load_labels"):
         q[name].run(con, **{p: queries.seed_path(SEED_FILES[p]) for p in q[name].params})
     bad = q["check_labels"].dicts(con)
@@ -120,12 +108,11 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder_name: str,
                          f"invisible one's empty, each tag once; these are not: {bad}")
     for name in ("rule_hits", "tag_texts", "create_cache"):
         q[name].run(con)
-    cache_id = text_encoders.encoder_id(encoder_name)
+    cache_id = encoder.encoder_id
     pending = [r[0] for r in q["pending_texts"].run(con, encoder_id=cache_id).fetchall()]
     log.info("%s: %d new texts to embed with %s", STAGE, len(pending), cache_id)
     if not pending:
         return 0
-    encoder = text_encoders.load_text_encoder(encoder_name)
     for start in range(0, len(pending), EMBED_BATCH):
         texts = pending[start:start + EMBED_BATCH]
         batch = pa.table({"text": texts, "embedding": vector_lists(encoder.encode(texts))})

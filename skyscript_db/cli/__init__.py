@@ -1,0 +1,36 @@
+"""The `skyscript-db` command line: it only parses options; the work is in the library and in
+the pipeline (skyscript_db.etl.pipeline). Commands are grouped by module: build (the stages),
+tags, data (export, train, eval), query (retrieve, sql, info), imagery (registration)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.logging import RichHandler
+
+from skyscript_db.cli import build, data, imagery, query, tags
+from skyscript_db.cli.common import ErrorHandlingGroup, console
+
+app = typer.Typer(help="Build SkyScript-style image-text datasets from OpenStreetMap in one "
+                       "DuckDB database.", cls=ErrorHandlingGroup, no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
+         = False,
+         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings only.")] = False
+         ) -> None:
+    """Build SkyScript-style image-text datasets from OpenStreetMap in one DuckDB database."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(console=console, show_path=False)])
+
+
+build.register(app)
+app.add_typer(tags.app, name="tags")
+data.register(app)
+query.register(app)
+imagery.register(app)

@@ -1,0 +1,153 @@
+"""Commands that run pipeline stages: build, and one command per stage that moves data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from skyscript_db.cli.common import DbOption, progress_bars, say
+from skyscript_db.config import BuildConfig, EmbedConfig, FetchConfig, Options
+from skyscript_db.db import DEFAULT_DB
+from skyscript_db.etl import pipeline
+from skyscript_db.models import TINY, ModelSpec, default_tag_encoder
+
+ModelOption = Annotated[str, typer.Option(help="open_clip model name, hf-hub:ORG/REPO or "
+                                               "local-dir:PATH.")]
+PretrainedOption = Annotated[Optional[str], typer.Option(help="Pretrained tag (e.g. openai) or "
+                                                              "a local checkpoint file.")]
+WorkersOption = Annotated[int, typer.Option(help="Parallel fetches.")]
+GeeOption = Annotated[Optional[str], typer.Option(help="Google Cloud project for Earth Engine.")]
+STAGE_NAMES = ", ".join(pipeline.STAGES)
+
+
+def build(
+    pbf: Annotated[Optional[Path], typer.Argument(
+        help="OpenStreetMap extract (.osm.pbf); default: the one the database was built from, "
+             f"else {pipeline.DEFAULT_PBF}.")] = None,
+    db: DbOption = DEFAULT_DB,
+    seed: Annotated[int, typer.Option(help="Build seed; each stage derives its own.")]
+    = BuildConfig.seed,
+    cells: Annotated[Optional[int], typer.Option(help="Grid cells to draw (default: --fraction "
+                                                      "of the occupied cells).")] = None,
+    fraction: Annotated[float, typer.Option(help="Share of occupied cells to draw.")]
+    = BuildConfig.fraction,
+    rare_threshold: Annotated[int, typer.Option(help="Target visible tags with fewer selected "
+                                                     "objects than this.")]
+    = BuildConfig.rare_threshold,
+    rare_cap: Annotated[int, typer.Option(help="Objects added per rare tag, at most.")]
+    = BuildConfig.rare_cap,
+    max_surrounding: Annotated[int, typer.Option(help="Surrounding objects per multi-object "
+                                                      "caption.")] = BuildConfig.max_surrounding,
+    imagery: Annotated[str, typer.Option(help="'catalog' (Earth Engine collections) or 'render' "
+                                              "(SYNTHETIC images drawn from OSM, offline).")]
+    = BuildConfig.imagery,
+    model: ModelOption = TINY,
+    pretrained: PretrainedOption = None,
+    tag_encoder: Annotated[Optional[str], typer.Option(help="Tag classifier's text encoder: "
+                                                            "minilm (offline) or open_clip:MODEL"
+                                                            "[:PRETRAINED]; default: the CLIP "
+                                                            "text tower when --pretrained is "
+                                                            "given, else minilm.")] = None,
+    benchmark_classes: Annotated[int, typer.Option(help="Hold out a classification benchmark "
+                                                        "of this many tag classes (see "
+                                                        "make-benchmark).")]
+    = BuildConfig.benchmark_classes,
+    benchmark_per_class: Annotated[int, typer.Option(help="Objects per benchmark class.")]
+    = BuildConfig.benchmark_per_class,
+    fetch: Annotated[bool, typer.Option("--fetch", help="Fetch the images too.")] = False,
+    embed: Annotated[bool, typer.Option("--embed", help="Then embed them (--model) and build "
+                                                       "the index.")] = False,
+    workers: WorkersOption = FetchConfig.workers,
+    gee_project: GeeOption = None,
+    only: Annotated[Optional[str], typer.Option(help=f"Rerun just this stage: {STAGE_NAMES}.")]
+    = None,
+    from_stage: Annotated[Optional[str], typer.Option("--from", help="Rerun this stage and every "
+                                                                     "later one.")] = None,
+    force: Annotated[bool, typer.Option(help="Rerun stages that are up to date.")] = False,
+) -> None:
+    """Run every stage in order, skipping those whose inputs and options are unchanged."""
+    spec = ModelSpec(model, pretrained)
+    config = BuildConfig(seed=seed, n_cells=cells, fraction=fraction,
+                         rare_threshold=rare_threshold, rare_cap=rare_cap,
+                         max_surrounding=max_surrounding, imagery=imagery,
+                         tag_encoder=tag_encoder or default_tag_encoder(spec),
+                         benchmark_classes=benchmark_classes,
+                         benchmark_per_class=benchmark_per_class)
+    selected = pipeline.METHOD + (pipeline.FETCH if fetch else ()) \
+        + (pipeline.EMBED if embed else ())
+    options = Options(pbf=pbf, build=config,
+                      fetch=FetchConfig(workers=workers, gee_project=gee_project),
+                      embed=EmbedConfig(spec))
+    _run(db, options, [s.name for s in selected], only=only, from_stage=from_stage, force=force)
+
+
+def ingest(pbf: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm.pbf).")],
+           db: DbOption = DEFAULT_DB) -> None:
+    """Read PBF into osm_objects, osm_tags, osm_rejects and build_info (replacing earlier ones)."""
+    _run(db, Options(pbf=pbf), ["ingest"], only="ingest")
+
+
+def fetch_images(
+    db: DbOption = DEFAULT_DB,
+    workers: WorkersOption = os.cpu_count() or 2,
+    attempts: Annotated[int, typer.Option(help="Tries per image for network errors.")] = 4,
+    gee_project: GeeOption = None,
+) -> None:
+    """Fetch every image request not fetched yet (or failed, changed, or whose file is gone)."""
+    options = Options(fetch=FetchConfig(workers=workers, attempts=attempts,
+                                        gee_project=gee_project))
+    _run(db, options, ["fetch_images"], only="fetch_images")
+
+
+def embed(
+    db: DbOption = DEFAULT_DB,
+    model: ModelOption = TINY,
+    pretrained: PretrainedOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights when none are given.")]
+    = 0,
+    batch: Annotated[int, typer.Option(help="Pairs per batch.")] = EmbedConfig.batch,
+    score_caption: Annotated[str, typer.Option(help="Caption scored in the pairs view: title or "
+                                                    "title_multi_objects.")] = "title",
+) -> None:
+    """Embed fetched images and their captions with CLIP, (re)create the pairs views, and
+    rebuild the index."""
+    options = Options(embed=EmbedConfig(ModelSpec(model, pretrained, seed), batch, score_caption))
+    _run(db, options, ["embed", "index"], from_stage="embed")
+
+
+def index(db: DbOption = DEFAULT_DB) -> None:
+    """Build the FAISS indexes (images, captions) for the current model beside the database."""
+    _run(db, Options(), ["index"], only="index")
+
+
+def _run(db: Path, options: Options, names: list[str], **selection) -> None:
+    with progress_bars() as progress:
+        results = pipeline.run(db, options, names, on_progress=progress, **selection)
+    for name, result in results.items():
+        line = _SUMMARIES.get(name)
+        if line:
+            say(f"{db}: " + line(result))
+    say(f"{db}: ran {', '.join(results) if results else 'nothing (up to date)'}")
+
+
+_SUMMARIES = {
+    "fetch_images": lambda r: (f"{r.rows_in:,} requests fetched; in all {r.info['rows_out']:,} images "
+                               f"ok, {r.info['failed']:,} failed, {r.info['no_coverage']:,} "
+                               "without coverage"),
+    "embed": lambda r: (f"{r.info['rows_in']:,} pairs embedded with {r.info['model_id']}, "
+                        f"{r.rows_out:,} in all"),
+    "index": lambda r: (f"{r.info['n']:,} vectors indexed: " + ", ".join(
+        f"{k} {v['type']}" for k, v in r.info["indexes"].items())),
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(build)
+    app.command()(ingest)
+    app.command("fetch-images")(fetch_images)
+    app.command()(embed)
+    app.command()(index)
+

@@ -28,7 +28,7 @@ data/helsinki.osm.pbf:
 	mv $@.part $@
 
 build-db: venv $(PBF)
-	$(BIN)/skyscript-db build $(PBF) --db $(DB) --imagery render --fetch --embed
+	$(BIN)/skyscript-db build $(PBF) --db $(DB) --fetch --embed
 
 test: venv
 	$(BIN)/python -m pytest

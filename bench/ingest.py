@@ -29,10 +29,16 @@ RESULTS = ROOT / "bench" / "results" / "ingest.md"
 # Each snippet prints one JSON object; "seconds" is the timed work inside the process.
 OURS = """
 import json, sys, time
+from pathlib import Path
 import skyscript_db
-from skyscript_db.etl.ingest import ingest
+from skyscript_db.etl.ingest import read
+from skyscript_db.etl.osm import DEFAULT_LOCATION_INDEX
+from skyscript_db.etl.stage import transaction
 con = skyscript_db.connect(sys.argv[2])
-t = time.perf_counter(); result = ingest(con, sys.argv[1]); seconds = time.perf_counter() - t
+t = time.perf_counter()
+with transaction(con):
+    result = read(con, Path(sys.argv[1]), DEFAULT_LOCATION_INDEX)
+seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "objects": result.rows_out, **result.info}))
 """
 BASELINE = """

@@ -98,7 +98,7 @@ def measure(name: str, data: np.ndarray) -> list[str]:
 def embedding_throughput() -> list[str]:
     from PIL import Image
 
-    from skyscript_db.embed import ModelSpec, load_encoder
+    from skyscript_db.models import ModelSpec, load_encoder
 
     lines = ["## Embedding throughput (random weights, CPU, all cores)", "",
              "| model | images/s | captions/s |", "|---|---|---|"]

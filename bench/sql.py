@@ -20,9 +20,11 @@ from osmium.osm import NODE, RELATION, WAY
 from osmium.osm.mutable import Node, Relation, Way
 
 import skyscript_db
-from skyscript_db.etl.ingest import ingest
-from skyscript_db.pipeline import build
-from skyscript_db.sql_stages import STAGE_NAMES  # tag_visibility runs models: its own bench
+from skyscript_db.etl.pipeline import METHOD, build
+from skyscript_db.etl.sql_stage import SqlStage
+
+# tag_visibility runs models: its own bench
+STAGE_NAMES = tuple(s.name for s in METHOD if isinstance(s, SqlStage))
 
 ROOT = Path(__file__).resolve().parents[1]
 ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
@@ -59,9 +61,9 @@ def time_stages(pbf: Path, repeat: int) -> tuple[dict[str, list[float]], dict[st
     for i in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / f"run{i}.duckdb"
-            with skyscript_db.connect(db) as con:
-                objects = ingest(con, pbf).rows_out
-            build(pbf, db)
+            build(pbf, db, skyscript_db.BuildConfig(imagery="catalog"))
+            with skyscript_db.connect(db, read_only=True) as con:
+                objects = con.execute("select count(*) from osm_objects").fetchone()[0]
             with skyscript_db.connect(db, read_only=True) as con:
                 for stage, s, rows_in, rows_out in con.execute(
                         "select stage, seconds, rows_in, rows_out from stage_runs "

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import skyscript_db
 from skyscript_db.config import BuildConfig
-from skyscript_db.embed import TINY, ModelSpec
-from skyscript_db.etl.embeddings import EmbedConfig, embed
-from skyscript_db.etl.export import ExportConfig, export
-from skyscript_db.etl.fetch import FetchConfig, fetch_images
+from skyscript_db.config import ExportConfig, FetchConfig, Options
+from skyscript_db.etl import pipeline
+from skyscript_db.models import TINY, ModelSpec
 from skyscript_db.evaluate import class_name, retrieval, zero_shot
 from skyscript_db.training import TrainConfig, train
 
@@ -78,17 +77,18 @@ def aid_run(work: Path, epochs: int, seed: int) -> dict:
 
 def export_run(work: Path) -> dict:
     db = work / "eleven.duckdb"
-    skyscript_db.build(ELEVEN, db, BuildConfig(imagery="render"))
-    with skyscript_db.connect(db) as con:
+    config = BuildConfig(imagery="render")
+    skyscript_db.build(ELEVEN, db, config)
+    started = time.perf_counter()
+    skyscript_db.build(ELEVEN, db, config, fetch=FetchConfig())
+    fetch_s = time.perf_counter() - started
+    skyscript_db.build(ELEVEN, db, config, fetch=True, embed=True)
+    timings = []
+    for _ in range(2):
         started = time.perf_counter()
-        fetch_images(con, db, FetchConfig())
-        fetch_s = time.perf_counter() - started
-        embed(con, db, EmbedConfig())
-        timings = []
-        for _ in range(2):
-            started = time.perf_counter()
-            manifest = export(con, db, work / "export", ExportConfig(shard_size=1000))
-            timings.append(time.perf_counter() - started)
+        options = Options(export=ExportConfig(work / "export", shard_size=1000))
+        manifest = pipeline.run(db, options, ["export"], only="export")["export"].info
+        timings.append(time.perf_counter() - started)
     size = sum(p.stat().st_size for p in (work / "export").rglob("*.tar"))
     return {"pairs": manifest["pairs"], "splits": manifest["splits"], "seconds": min(timings),
             "fetch_s": fetch_s, "bytes": size}

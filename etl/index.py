@@ -17,12 +17,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import duckdb
 import faiss
 import numpy as np
 
 from skyscript_db import queries
 from skyscript_db.config import IndexConfig, Options
+from skyscript_db.db import has_table
 from skyscript_db.errors import DatabaseError
 from skyscript_db.etl.stage import Context, StageResult, fingerprint
 from skyscript_db.vector_index import KINDS, MANIFEST, SQL, checksum, current_model, read_manifest
@@ -41,10 +41,13 @@ class IndexStage:
     transactional: bool = False
 
     def fingerprint(self, ctx: Context, options: Options) -> str:
-        """The options and what the manifest on disk says it was built from (a deleted or
-        replaced index folder makes the stage stale)."""
+        """The options, the vectors it indexes now, and what the manifest on disk says it was
+        built from (a deleted or replaced index folder makes the stage stale)."""
         manifest = read_manifest(ctx.paths) or {}
-        return fingerprint(asdict(options.index), manifest.get("model_id"),
+        model_id = current_model(ctx.con)["model_id"] if has_table(ctx.con, "pair_settings") \
+            else None
+        vectors = checksum(ctx.con, model_id) if model_id else None
+        return fingerprint(asdict(options.index), vectors, manifest.get("model_id"),
                            manifest.get("checksum"))
 
     def run(self, ctx: Context, options: Options) -> StageResult:

@@ -40,7 +40,7 @@ class BuildConfig:
     rare_threshold: int = 20
     rare_cap: int = 200
     max_surrounding: int = 10
-    imagery: str = "catalog"
+    imagery: str = "render"
     tag_encoder: str = "minilm"
     benchmark_classes: int = 0
     benchmark_per_class: int = 100

@@ -12,7 +12,10 @@ import pytest
 
 import skyscript_db
 from skyscript_db import queries
-from skyscript_db.config import FetchConfig
+from skyscript_db.config import FetchConfig, Options
+from skyscript_db.etl import pipeline
+from skyscript_db.etl.stage import StageResult
+from skyscript_db.models import Models
 
 from fakes import FAKE_MODELS
 from osm_inline import town
@@ -28,14 +31,25 @@ ELEVEN = OSM_DIR / "eleven-extracts-merged.osm.pbf"
 TOWN_CONFIG = skyscript_db.BuildConfig(imagery="render", fraction=1.0, rare_threshold=3,
                                        rare_cap=10)
 QUICK_FETCH = FetchConfig(workers=2, processes=False)
+CATALOG = skyscript_db.BuildConfig(imagery="catalog")  # the Earth Engine collections: no fetch
+RENDER_SMALL = skyscript_db.BuildConfig(imagery="render", n_cells=1, rare_threshold=3,
+                                        rare_cap=10)
+
+
+# Fixtures built from ../shared/data: a test using one is marked `shared`.
+SHARED_FIXTURES = {"helsinki_built", "eleven_built", "render_db", "embedded_db", "helsinki_db",
+                   "eleven_db", "exported"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip `shared` tests without ../shared/data and `gpu` tests without CUDA."""
+    """Mark tests on shared fixtures `shared`; skip `shared` tests without ../shared/data and
+    `gpu` tests without CUDA."""
     no_shared = pytest.mark.skip(reason=f"{SHARED_DATA} is missing: the shared test data is not "
                                         "beside this checkout")
     has_gpu = None
     for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared)
         if "shared" in item.keywords and not SHARED_DATA.is_dir():
             item.add_marker(no_shared)
         if "gpu" in item.keywords:
@@ -79,7 +93,7 @@ def build_db(tmp_path_factory: pytest.TempPathFactory, pbf: Path,
 
 
 def build_all(tmp_path_factory: pytest.TempPathFactory, pbf: Path,
-              config: skyscript_db.BuildConfig = skyscript_db.BuildConfig(),
+              config: skyscript_db.BuildConfig = CATALOG,
               tag_cache: Path | None = None) -> Path:
     db = tmp_path_factory.mktemp("built") / f"{pbf.stem}.duckdb"
     if tag_cache:
@@ -123,7 +137,7 @@ def helsinki_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def eleven_built(tmp_path_factory: pytest.TempPathFactory, helsinki_built: Path) -> Path:
     """Every stage on the eleven extracts (several countries, so several collections)."""
-    return build_all(tmp_path_factory, ELEVEN, skyscript_db.BuildConfig(fraction=0.3),
+    return build_all(tmp_path_factory, ELEVEN, skyscript_db.BuildConfig(fraction=0.3, imagery="catalog"),
                      tag_cache=helsinki_built)
 
 
@@ -131,8 +145,7 @@ def eleven_built(tmp_path_factory: pytest.TempPathFactory, helsinki_built: Path)
 def render_db(tmp_path_factory: pytest.TempPathFactory, helsinki_built: Path) -> Path:
     """Helsinki, every stage, a small selection, SYNTHETIC render collections; nothing fetched.
     Tests that change it work on a copy."""
-    config = skyscript_db.BuildConfig(imagery="render", n_cells=1, rare_threshold=3, rare_cap=10)
-    return build_all(tmp_path_factory, HELSINKI, config, tag_cache=helsinki_built)
+    return build_all(tmp_path_factory, HELSINKI, RENDER_SMALL, tag_cache=helsinki_built)
 
 
 @pytest.fixture(scope="session")
@@ -141,8 +154,7 @@ def embedded_db(tmp_path_factory: pytest.TempPathFactory, render_db: Path) -> Pa
     open_clip model, indexed."""
     db = tmp_path_factory.mktemp("embedded") / "embedded.duckdb"
     shutil.copy(render_db, db)
-    config = skyscript_db.BuildConfig(imagery="render", n_cells=1, rare_threshold=3, rare_cap=10)
-    skyscript_db.build(HELSINKI, db, config, fetch=QUICK_FETCH, embed=True)
+    skyscript_db.build(HELSINKI, db, RENDER_SMALL, fetch=QUICK_FETCH, embed=True)
     return db
 
 
@@ -155,3 +167,9 @@ def helsinki_db(tmp_path_factory: pytest.TempPathFactory, helsinki_built: Path) 
 @pytest.fixture(scope="session")
 def eleven_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_db(tmp_path_factory, ELEVEN)
+
+
+def run_stage(db: Path, name: str, options: Options = Options(),
+              models: Models = Models()) -> StageResult:
+    """Run one stage on `db` whatever its fingerprint (as its CLI command does)."""
+    return pipeline.run(db, options, [name], only=name, models=models)[name]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import skyscript_db
-from skyscript_db.etl.ingest import ingest
 
 from osm_inline import ring, square, write_pbf
 
@@ -45,8 +44,7 @@ def inline_db(tmp_path_factory):
     ]
     pbf = write_pbf(tmp / "inline.osm.pbf", nodes, ways, relations, node_tags={900: {"amenity": "bench"}})
     db = tmp / "inline.duckdb"
-    with skyscript_db.connect(db) as con:
-        ingest(con, pbf)
+    skyscript_db.build(pbf, db, only="ingest")
     return db
 
 

@@ -69,7 +69,7 @@ def test_surrounding_objects_capped(helsinki_db, tmp_path):
     """max_surrounding=2: no multi-object caption names more than two surrounding objects."""
     db = tmp_path / "cap.duckdb"
     shutil.copy(helsinki_db, db)
-    skyscript_db.build(HELSINKI, db, skyscript_db.BuildConfig(max_surrounding=2))
+    skyscript_db.build(HELSINKI, db, skyscript_db.BuildConfig(max_surrounding=2, imagery="catalog"))
     with skyscript_db.connect(db, read_only=True) as con:
         most = con.execute(
             "select max(len(string_split(split_part(title_multi_objects, ', surrounded by ', 2), '; ')))"

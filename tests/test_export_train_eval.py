@@ -17,15 +17,24 @@ from typer.testing import CliRunner
 import skyscript_db
 from skyscript_db import evaluate
 from skyscript_db.cli import app
-from skyscript_db.embed import TINY, ModelSpec
-from skyscript_db.errors import ReadOnlyViolation
-from skyscript_db.etl.export import ExportConfig, ExportError, export
+from skyscript_db.config import ExportConfig, Options
+from skyscript_db.errors import ExportError, ReadOnlyViolation
+from skyscript_db.models import TINY, ModelSpec
 from skyscript_db.training import Rotate90, TrainConfig, train
 
-from conftest import HELSINKI, SHARED_DATA
+from conftest import HELSINKI, SHARED_DATA, run_stage
 
 AID = SHARED_DATA / "benchmarks" / "aid-150px" / "AID"
 runner = CliRunner()
+
+
+def export(db: Path, out: Path, **options) -> dict:
+    return run_stage(db, "export", Options(export=ExportConfig(out, **options))).info
+
+
+def count(db: Path, query: str, **params) -> int:
+    with skyscript_db.connect(db, read_only=True) as con:
+        return con.execute(query, params or None).fetchone()[0]
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -41,8 +50,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def exported(embedded_db, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "set"
-    with skyscript_db.connect(embedded_db) as con:
-        export(con, embedded_db, out, ExportConfig(block_cells=1, shard_size=50))
+    export(embedded_db, out, block_cells=1, shard_size=50)
     return out
 
 
@@ -59,8 +67,7 @@ def test_export_splits_by_block_and_is_deterministic(embedded_db, exported, tmp_
         n_pairs = con.execute("select count(*) from pairs").fetchone()[0]
     assert sum(len(r) for r in splits.values()) == n_pairs
     again = tmp_path / "again"
-    with skyscript_db.connect(embedded_db) as con:
-        export(con, embedded_db, again, ExportConfig(block_cells=1, shard_size=50))
+    export(embedded_db, again, block_cells=1, shard_size=50)
     assert tree(again) == tree(exported)
 
 
@@ -82,17 +89,15 @@ def test_webdataset_shards_hold_every_pair_with_metadata(exported):
 
 
 def test_export_filters_and_refuses_writes(embedded_db, tmp_path):
-    with skyscript_db.connect(embedded_db) as con:
-        total = con.execute("select count(*) from pairs").fetchone()[0]
-        half = export(con, embedded_db, tmp_path / "half", ExportConfig(top_pct=50))
-        code = con.execute("select collection_code from pairs limit 1").fetchone()[0]
-        one = export(con, embedded_db, tmp_path / "one", ExportConfig(collection=code))
-        n_code = con.execute("select count(*) from pairs where collection_code = $c",
-                             {"c": code}).fetchone()[0]
-        with pytest.raises(ReadOnlyViolation):
-            export(con, embedded_db, tmp_path / "bad", ExportConfig(where="1=1; drop table pairs"))
-        with pytest.raises(ExportError, match="no pair matches"):
-            export(con, embedded_db, tmp_path / "none", ExportConfig(where="pair_id < 0"))
+    total = count(embedded_db, "select count(*) from pairs")
+    half = export(embedded_db, tmp_path / "half", top_pct=50)
+    code = count(embedded_db, "select collection_code from pairs limit 1")
+    one = export(embedded_db, tmp_path / "one", collection=code)
+    n_code = count(embedded_db, "select count(*) from pairs where collection_code = $c", c=code)
+    with pytest.raises(ReadOnlyViolation):
+        export(embedded_db, tmp_path / "bad", where="1=1; drop table pairs")
+    with pytest.raises(ExportError, match="no pair matches"):
+        export(embedded_db, tmp_path / "none", where="pair_id < 0")
     assert abs(half["pairs"] - total / 2) <= 1 and one["pairs"] == n_code
 
 
@@ -102,13 +107,12 @@ def test_failed_export_keeps_the_previous_one(embedded_db, exported, tmp_path):
     images = f"{embedded_db.stem}_images"  # paths in the database are relative to its folder
     shutil.copytree(embedded_db.parent / images, tmp_path / images)
     out = tmp_path / "set"
-    with skyscript_db.connect(db) as con:
-        export(con, db, out, ExportConfig(block_cells=1))
-        before = tree(out)
-        victim = next((tmp_path / images).rglob("*.jpg"))
-        victim.unlink()
-        with pytest.raises(ExportError, match=victim.name):
-            export(con, db, out, ExportConfig(block_cells=1))
+    export(db, out, block_cells=1)
+    before = tree(out)
+    victim = next((tmp_path / images).rglob("*.jpg"))
+    victim.unlink()
+    with pytest.raises(ExportError, match=victim.name):
+        export(db, out, block_cells=1)
     assert tree(out) == before and not (tmp_path / "set.partial").exists()
 
 

@@ -11,15 +11,23 @@ import subprocess
 import sys
 import time
 
+import pytest
 from PIL import Image
 
 import skyscript_db
-from skyscript_db.etl.fetch import FetchConfig, fetch_images, image_dir
-from skyscript_db.etl.imagery.base import RetryPolicy
+from skyscript_db.config import FetchConfig, Options
+from skyscript_db.db import Paths
 
+from conftest import run_stage
 from http_server import RangeServer
 
+pytestmark = pytest.mark.shared
+
 NAME = re.compile(r"^[anw]\d+_SYNTH_[A-Z0-9]+_xx\.jpg$")
+
+
+def fetch(db, config=FetchConfig()):
+    return run_stage(db, "fetch_images", Options(fetch=config))
 
 
 def copy_db(render_db, tmp_path):
@@ -35,12 +43,12 @@ def rows(db, query):
 
 def test_render_fetch_end_to_end_then_resume(render_db, tmp_path):
     db = copy_db(render_db, tmp_path)
+    first = fetch(db, FetchConfig(workers=2, batch=200))
+    again = fetch(db)
     with skyscript_db.connect(db) as con:
-        first = fetch_images(con, db, FetchConfig(workers=2, batch=200))
-        again = fetch_images(con, db)
         con.execute("update images set status = 'failed', error = 'test' "
                     "where pair_id in (select pair_id from images order by pair_id limit 3)")
-        retried = fetch_images(con, db)
+    retried = fetch(db)
     n_requests = rows(db, "select count(*) from image_requests")[0][0]
     images = rows(db, "select i.path, i.status, i.width_px, i.height_px, i.source, r.width_px, "
                       "r.height_px from images i join image_requests r using (pair_id)")
@@ -56,12 +64,12 @@ def test_render_fetch_end_to_end_then_resume(render_db, tmp_path):
 
 def test_kill_9_loses_nothing_recorded(render_db, tmp_path):
     db = copy_db(render_db, tmp_path)
-    code = ("import sys; from pathlib import Path; import skyscript_db; "
-            "from skyscript_db.etl.fetch import FetchConfig, fetch_images; "
-            "db = Path(sys.argv[1]); con = skyscript_db.connect(db); "
-            "fetch_images(con, db, FetchConfig(workers=1, batch=16, processes=False))")
+    code = ("import sys; import skyscript_db; "
+            "from skyscript_db.config import FetchConfig; "
+            "skyscript_db.build(db=sys.argv[1], only='fetch_images', "
+            "fetch=FetchConfig(workers=1, batch=16, processes=False))")
     proc = subprocess.Popen([sys.executable, "-c", code, str(db)])
-    out = image_dir(db)
+    out = Paths.of(db).images
     deadline = time.time() + 60
     while time.time() < deadline and len(list(out.rglob("*.jpg"))) < 40:
         time.sleep(0.05)
@@ -72,8 +80,7 @@ def test_kill_9_loses_nothing_recorded(render_db, tmp_path):
     for (path,) in recorded:  # every recorded image is a whole, readable file
         with Image.open(db.parent / path) as image:
             image.load()
-    with skyscript_db.connect(db) as con:
-        rest = fetch_images(con, db, FetchConfig(workers=2, processes=False))
+    rest = fetch(db, FetchConfig(workers=2, processes=False))
     n_requests, n_ok = rows(db, "select (select count(*) from image_requests), "
                                 "(select count(*) from images where status = 'ok')")[0]
     assert rest.rows_in == n_requests - len(recorded)
@@ -102,8 +109,7 @@ def test_server_failures_are_recorded_and_the_run_goes_on(render_db, tmp_path):
                         "'stac', 'test' from stac_collections")
             con.execute("update image_requests set collection_code = 'STAC_500' where pair_id in "
                         "(select pair_id from image_requests order by pair_id limit 4)")
-            result = fetch_images(con, db, FetchConfig(workers=1, processes=False,
-                                                        retry=RetryPolicy(attempts=2, base_s=0.01)))
+        result = fetch(db, FetchConfig(workers=1, processes=False, attempts=2))
         failed = rows(db, "select error from images where status = 'failed'")
     assert result.info["failed"] == 4 and len(failed) == 4
     assert all("TransientError" in e and "500" in e for (e,) in failed)

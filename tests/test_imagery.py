@@ -15,8 +15,8 @@ from rasterio.windows import Window
 
 from skyscript_db.etl.fetch import fetch_one
 from skyscript_db.etl.imagery import gee
-from skyscript_db.etl.imagery.base import (ImageRequest, NoCoverage, RetryPolicy, TransientError,
-                                           to_uint8)
+from skyscript_db.errors import NoCoverage, TransientError
+from skyscript_db.etl.imagery.base import ImageRequest, RetryPolicy, to_uint8
 from skyscript_db.etl.imagery.local import LocalSource
 from skyscript_db.etl.imagery.raster import read_request
 from skyscript_db.etl.imagery.stac import StacSource

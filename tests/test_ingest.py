@@ -13,7 +13,6 @@ from osmium.filter import EmptyTagFilter
 
 import skyscript_db
 from skyscript_db.errors import InputError
-from skyscript_db.etl.ingest import ingest
 
 from conftest import ANDORRA, ELEVEN, HELSINKI, LIECHTENSTEIN, build_db, shared_extract
 
@@ -149,11 +148,9 @@ def test_build_info_records_source_and_attribution(helsinki_db):
 
 def test_ingest_twice_gives_same_tables(tmp_path):
     db = tmp_path / "twice.duckdb"
-    with skyscript_db.connect(db) as con:
-        ingest(con, shared_extract(HELSINKI))
+    skyscript_db.build(shared_extract(HELSINKI), db, only="ingest")
     first = digests(db)
-    with skyscript_db.connect(db) as con:
-        ingest(con, HELSINKI)
+    skyscript_db.build(HELSINKI, db, only="ingest")
     second = digests(db)
     assert {k: v for k, v in second.items() if k != "stage_runs"} == \
         {k: v for k, v in first.items() if k != "stage_runs"}
@@ -172,8 +169,8 @@ def test_bad_input_names_file_and_leaves_database_unchanged(tmp_path, helsinki_d
         bad.write_bytes(shared_extract(HELSINKI).read_bytes()[:300_000])
     elif damage == "directory":
         bad.mkdir()
-    with skyscript_db.connect(db) as con, pytest.raises(InputError) as error:
-        ingest(con, bad)
+    with pytest.raises(InputError) as error:
+        skyscript_db.build(bad, db, only="ingest")
     message = str(error.value)
     assert message.startswith(str(bad)) and "\n" not in message
     assert digests(db) == before
@@ -187,6 +184,6 @@ def test_truncated_file_fails_in_the_geometry_pass_too(tmp_path, helsinki_db):
     data = shared_extract(HELSINKI).read_bytes()
     bad = tmp_path / "cut.osm.pbf"
     bad.write_bytes(data[: len(data) - 1000])
-    with skyscript_db.connect(db) as con, pytest.raises(InputError, match="truncated or corrupt"):
-        ingest(con, bad)
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        skyscript_db.build(bad, db, only="ingest")
     assert digests(db) == before

@@ -12,11 +12,13 @@ from typer.testing import CliRunner
 
 import skyscript_db
 from skyscript_db.cli import app
+from skyscript_db.config import IndexConfig
+from skyscript_db.db import Paths
 from skyscript_db.errors import DatabaseError, ReadOnlyViolation
-from skyscript_db.etl.index import IndexConfig, index_dir, make_index, recall
+from skyscript_db.etl.index import make_index, recall
 from skyscript_db.retrieval import retrieve, retrieve_by_image
 
-from conftest import HELSINKI
+from conftest import HELSINKI, RENDER_SMALL
 
 
 def one(db, query):
@@ -64,16 +66,20 @@ def test_where_filters_are_exact_and_k_larger_than_matches_returns_all(embedded_
         retrieve("x", where="1 = 1) union select 1; drop table images; --", db=embedded_db)
 
 
-def test_stale_index_is_rebuilt_not_used(embedded_db, tmp_path):
+def test_stale_index_is_refused_then_rebuilt_by_build(embedded_db, tmp_path):
     db = tmp_path / "stale.duckdb"
     shutil.copy(embedded_db, db)
-    shutil.copytree(index_dir(embedded_db), index_dir(db))
+    shutil.copytree(Paths.of(embedded_db).index, Paths.of(db).index)
+    shutil.copytree(Paths.of(embedded_db).images, Paths.of(db).images)
     with skyscript_db.connect(db) as con:
         gone = con.execute("delete from embeddings where pair_id = (select min(pair_id) "
                            "from embeddings) returning pair_id").fetchone()[0]
-    before = json.loads((index_dir(db) / "manifest.json").read_text())
+    before = json.loads((Paths.of(db).index / "manifest.json").read_text())
+    with pytest.raises(DatabaseError, match="stale"):
+        retrieve("road", k=1000, db=db)
+    assert skyscript_db.build(HELSINKI, db, RENDER_SMALL, embed=True) == ["index"]
+    after = json.loads((Paths.of(db).index / "manifest.json").read_text())
     found = retrieve("road", k=1000, db=db)
-    after = json.loads((index_dir(db) / "manifest.json").read_text())
     assert after["checksum"] != before["checksum"] and after["n"] == before["n"] - 1
     assert gone not in set(found["pair_id"])
 

@@ -10,9 +10,9 @@ import pytest
 
 import skyscript_db
 from skyscript_db import queries
-from skyscript_db.sql_stages import create_macros
+from skyscript_db.queries import create_macros
 
-from conftest import HELSINKI, IMAGERY
+from conftest import CATALOG, HELSINKI, IMAGERY
 
 DIGESTS = {
     "tag_visibility": "select count(*), sum(hash(key, value, visible, max_gsd_m, round(p_visible, 5), "
@@ -103,7 +103,8 @@ def test_same_seed_same_rows_other_seed_other_draw(helsinki_db, tmp_path):
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         dbs[name] = tmp_path / f"{name}.duckdb"
         shutil.copy(helsinki_db, dbs[name])
-        skyscript_db.build(HELSINKI, dbs[name], skyscript_db.BuildConfig(seed=seed, fraction=0.5))
+        skyscript_db.build(HELSINKI, dbs[name], skyscript_db.BuildConfig(seed=seed, fraction=0.5,
+                                                                      imagery="catalog"))
     a, b, c = (digests(dbs[n]) for n in "abc")
     assert a == b
     assert a["grid_draw"] != c["grid_draw"] and a["image_requests"] != c["image_requests"]
@@ -208,7 +209,7 @@ def test_local_rasters_become_collections(helsinki_db, tmp_path):
         from skyscript_db.etl.register import add_imagery
 
         add_imagery(con, rasters)
-    ran = skyscript_db.build(HELSINKI, db)
+    ran = skyscript_db.build(HELSINKI, db, CATALOG)
     assert "image_collections" in ran
     with skyscript_db.connect(db, read_only=True) as con:
         naip = con.execute("select gsd_m, kind, st_covers(footprint, st_makeenvelope("
@@ -227,10 +228,14 @@ def test_stage_rerun_alone_and_failed_stage_rolls_back(helsinki_built, tmp_path,
     db = tmp_path / "rerun.duckdb"
     shutil.copy(helsinki_built, db)
     before = digests(db)
-    assert skyscript_db.build(HELSINKI, db, only="grid") == ["grid"]
+    assert skyscript_db.build(HELSINKI, db, CATALOG, only="grid") == ["grid"]
     assert digests(db)["grid_draw"] == before["grid_draw"]
-    assert skyscript_db.build(HELSINKI, db) == ["rare_tags", "image_collections", "benchmark",
-                                                "image_requests", "captions"]  # stale after grid
+    # The rerun drew the same cells (same seed): nothing below it is stale.
+    assert skyscript_db.build(HELSINKI, db, CATALOG) == []
+    other = skyscript_db.BuildConfig(imagery="catalog", fraction=0.3)
+    assert skyscript_db.build(HELSINKI, db, other) == ["grid", "rare_tags", "image_collections",
+                                                       "benchmark", "image_requests", "captions"]
+    assert skyscript_db.build(HELSINKI, db, CATALOG, from_stage="grid")[0] == "grid"
     assert digests(db) == before
 
     broken = dict(queries.load("60_image_requests.sql"))
@@ -238,5 +243,5 @@ def test_stage_rerun_alone_and_failed_stage_rolls_back(helsinki_built, tmp_path,
     original = queries.load
     monkeypatch.setattr(queries, "load", lambda f: broken if f == "60_image_requests.sql" else original(f))
     with pytest.raises(duckdb.BinderException):
-        skyscript_db.build(HELSINKI, db, only="image_requests")
+        skyscript_db.build(HELSINKI, db, CATALOG, only="image_requests")
     assert digests(db) == before

@@ -12,16 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 import skyscript_db
-from skyscript_db import queries
-from skyscript_db import tag_classifier as classifier
-from skyscript_db import tag_visibility, text_encoders
+from skyscript_db import models, queries
 from skyscript_db.cli import app
-from skyscript_db.embed import ModelSpec
-from skyscript_db.sql_stages import create_macros
-from skyscript_db.text_encoders import load_text_encoder
+from skyscript_db.errors import LabelError
+from skyscript_db.etl import tag_classifier as classifier
+from skyscript_db.models import ModelSpec, load_text_encoder
+from skyscript_db.queries import create_macros
 from test_sql_stages import digests
 
-from conftest import HELSINKI
+from conftest import CATALOG, HELSINKI
 
 runner = CliRunner()
 
@@ -155,7 +154,7 @@ def test_rerun_embeds_nothing_new_and_reuses_the_model(helsinki_built, tmp_path)
     with skyscript_db.connect(db, read_only=True) as con:
         before = con.execute(count).fetchone()
     before_digests = digests(db)
-    assert skyscript_db.build(HELSINKI, db, only="tag_visibility") == ["tag_visibility"]
+    assert skyscript_db.build(HELSINKI, db, CATALOG, only="tag_visibility") == ["tag_visibility"]
     with skyscript_db.connect(db, read_only=True) as con:
         assert con.execute(count).fetchone() == before
     assert digests(db)["tag_visibility"] == before_digests["tag_visibility"]
@@ -171,8 +170,8 @@ def test_broken_label_stops_the_stage_and_changes_nothing(helsinki_built, tmp_pa
     monkeypatch.setattr(queries, "seed_path",
                         lambda f: str(broken) if f == "tag_labels.csv" else seed_path(f))
     before = digests(db)
-    with pytest.raises(tag_visibility.LabelError, match="motorway_x"):
-        skyscript_db.build(HELSINKI, db, only="tag_visibility")
+    with pytest.raises(LabelError, match="motorway_x"):
+        skyscript_db.build(HELSINKI, db, CATALOG, only="tag_visibility")
     assert digests(db)["tag_visibility"] == before["tag_visibility"]
 
 
@@ -190,11 +189,11 @@ def test_cli_train_report_predict(helsinki_built, tmp_path):
 
 
 def test_open_clip_text_tower_is_a_text_encoder_too():
-    assert text_encoders.clip_spec("open_clip:ViT-B-32:openai") == ModelSpec("ViT-B-32", "openai")
-    assert text_encoders.clip_spec("open_clip:hf-hub:org/repo") == ModelSpec("hf-hub:org/repo")
-    encoder = text_encoders.load_text_encoder("open_clip:skyscript-tiny")
-    assert encoder.encoder_id == text_encoders.encoder_id("open_clip:skyscript-tiny")
+    assert models.clip_spec("open_clip:ViT-B-32:openai") == ModelSpec("ViT-B-32", "openai")
+    assert models.clip_spec("open_clip:hf-hub:org/repo") == ModelSpec("hf-hub:org/repo")
+    encoder = load_text_encoder("open_clip:skyscript-tiny")
+    assert encoder.encoder_id == "open_clip/skyscript-tiny@random-seed-0"
     vectors = encoder.encode(["building yes", "natural water"])
     assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
     with pytest.raises(skyscript_db.errors.SkyscriptError, match="unknown text encoder"):
-        text_encoders.encoder_id("word2vec")
+        load_text_encoder("word2vec")

@@ -134,9 +134,9 @@ def _run(db: Path, options: Options, names: list[str], **selection) -> None:
 
 
 _SUMMARIES = {
-    "fetch_images": lambda r: (f"{r.rows_in:,} requests fetched; in all {r.info['rows_out']:,} images "
-                               f"ok, {r.info['failed']:,} failed, {r.info['no_coverage']:,} "
-                               "without coverage"),
+    "fetch_images": lambda r: (f"{r.rows_in:,} requests fetched; in all "
+                               f"{r.info['rows_out']:,} images ok, {r.info['failed']:,} failed, "
+                               f"{r.info['no_coverage']:,} without coverage"),
     "embed": lambda r: (f"{r.info['rows_in']:,} pairs embedded with {r.info['model_id']}, "
                         f"{r.rows_out:,} in all"),
     "index": lambda r: (f"{r.info['n']:,} vectors indexed: " + ", ".join(

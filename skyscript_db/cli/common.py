@@ -17,7 +17,6 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from skyscript_db.db import DEFAULT_DB
 from skyscript_db.errors import SkyscriptError
 
 console = Console(stderr=True)

@@ -1,0 +1,114 @@
+"""The one pipeline on the inline town: stale stages rerun, fresh ones are skipped, fetch, embed
+and index redo exactly what changed, `only` and `from_stage` work for every stage, and the
+library and the CLI build the same database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import skyscript_db
+from skyscript_db.db import Paths
+from skyscript_db.errors import ConfigError, DatabaseError
+from skyscript_db.etl import pipeline
+
+from conftest import QUICK_FETCH, TOWN_CONFIG, copy_db
+from fakes import FAKE_MODELS, FakeEncoder
+
+
+def build(db: Path, **kwargs) -> list[str]:
+    return skyscript_db.build(None, db, TOWN_CONFIG, fetch=QUICK_FETCH, embed=True,
+                              models=FAKE_MODELS, **kwargs)
+
+
+def stage_rows(db: Path, stage: str) -> list[tuple[int, int]]:
+    with skyscript_db.connect(db, read_only=True) as con:
+        return con.execute("select rows_in, rows_out from stage_runs where stage = $s "
+                           "order by finished_at", {"s": stage}).fetchall()
+
+
+def test_second_build_is_up_to_date_and_deleted_images_are_redone_exactly(town_built, tmp_path,
+                                                                          monkeypatch):
+    db = copy_db(town_built, tmp_path)
+    assert build(db) == []  # every stage, fetch, embed and index included, is up to date
+    files = sorted(Paths.of(db).images.rglob("*.jpg"))[:10]
+    for file in files:
+        file.unlink()
+    embedded: list[int] = []
+    images = FakeEncoder.images
+    monkeypatch.setattr(FakeEncoder, "images",
+                        lambda self, batch: embedded.append(len(batch)) or images(self, batch))
+    assert build(db) == ["fetch_images", "embed", "index"]
+    assert all(file.exists() for file in files)
+    assert stage_rows(db, "fetch_images")[-1][0] == 10  # exactly the deleted ones fetched
+    assert stage_rows(db, "embed")[-1][0] == 10 and sum(embedded) == 10
+    assert len(stage_rows(db, "index")) == 2  # built once at first, rebuilt once now
+    assert build(db) == []
+
+
+def test_a_changed_option_reruns_its_stage_and_everything_below(town_built, tmp_path):
+    db = copy_db(town_built, tmp_path)
+    other = skyscript_db.BuildConfig(imagery="render", fraction=1.0, rare_threshold=3,
+                                     rare_cap=10, max_surrounding=2)
+    ran = skyscript_db.build(None, db, other, fetch=QUICK_FETCH, embed=True, models=FAKE_MODELS)
+    assert ran == ["captions", "embed", "index"]  # images do not depend on captions
+    with skyscript_db.connect(db, read_only=True) as con:
+        stale = con.execute("select count(*) from embeddings e join captions c using (pair_id) "
+                            "where e.input_key <> md5(concat_ws('|', (select path from images i "
+                            "where i.pair_id = e.pair_id), (select fetched_at from images i "
+                            "where i.pair_id = e.pair_id), c.title, c.title_multi_objects))"
+                            ).fetchone()[0]
+    assert stale == 0
+
+
+@pytest.mark.parametrize("stage", [s.name for s in pipeline.BUILD])
+def test_only_reruns_exactly_that_stage(town_built, tmp_path, stage):
+    db = copy_db(town_built, tmp_path)
+    assert build(db, only=stage) == [stage]
+    assert build(db) == []  # a rerun with the same inputs leaves nothing stale
+
+
+def test_from_reruns_the_stage_and_the_later_ones(town_built, tmp_path):
+    db = copy_db(town_built, tmp_path)
+    assert build(db, from_stage="image_requests") == ["image_requests", "captions",
+                                                      "fetch_images", "embed", "index"]
+    assert skyscript_db.build(None, db, TOWN_CONFIG, models=FAKE_MODELS,
+                              from_stage="captions") == ["captions"]
+
+
+def test_bad_stage_names_and_missing_upstream_are_clear_errors(town_pbf, tmp_path):
+    with pytest.raises(ConfigError, match="no stage 'bogus'; stages are ingest"):
+        skyscript_db.build(town_pbf, tmp_path / "x.duckdb", only="bogus")
+    with pytest.raises(DatabaseError, match="stage image_requests has not run"):
+        skyscript_db.build(town_pbf, tmp_path / "x.duckdb", only="fetch_images")
+
+
+def test_build_without_a_pbf_reuses_the_ingested_one(town_built, tmp_path):
+    db = copy_db(town_built, tmp_path)
+    assert skyscript_db.build(db=db, config=TOWN_CONFIG, models=FAKE_MODELS) == []
+    assert skyscript_db.build(db=db, config=TOWN_CONFIG, models=FAKE_MODELS,
+                              only="ingest") == ["ingest"]
+
+
+@pytest.mark.slow
+def test_library_and_cli_build_the_same_database(town_pbf, tmp_path):
+    """`skyscript_db.build(..., fetch=True, embed=True)` and the CLI line of `make build-db`
+    (real models: MiniLM tag encoder, tiny seeded CLIP) give the same tables and counts."""
+    library, cli = tmp_path / "library" / "town.duckdb", tmp_path / "cli" / "town.duckdb"
+    skyscript_db.build(town_pbf, library, fetch=True, embed=True)
+    cli.parent.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "skyscript_db", "build", str(town_pbf), "--db",
+                           str(cli), "--fetch", "--embed"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert counts(library) == counts(cli)
+    assert counts(library)["embeddings"] == counts(library)["images"] > 50
+
+
+def counts(db: Path) -> dict[str, int]:
+    with skyscript_db.connect(db, read_only=True) as con:
+        tables = [r[0] for r in con.execute("select table_name from duckdb_tables() "
+                                            "where not temporary").fetchall()]
+        return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in sorted(tables)}

@@ -85,7 +85,9 @@ def export(ctx: Context, config: ExportConfig) -> dict[str, Any]:
             rows = _rows(con, ctx.paths.root, split, done, total, on_progress)
             counts[split]["shards"] = _write_split(staging, split, rows, config)
             done += counts[split]["pairs"]
-        manifest = {"database": str(db.resolve()), "config": asdict(config), "splits": counts,
+        # The options without `out`: the same export written elsewhere is byte-identical.
+        options = {k: v for k, v in asdict(config).items() if k != "out"}
+        manifest = {"database": str(db.resolve()), "config": options, "splits": counts,
                     "pairs": total}
         write_json(staging / "manifest.json", manifest)
     log.info("export: %d pairs to %s (%s)", total, out,

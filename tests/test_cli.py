@@ -34,13 +34,14 @@ def test_build_then_skip_when_up_to_date(tmp_path, helsinki_built):
     assert second.exit_code == 0 and "up to date" in second.output
 
 
-def test_sql_formats(helsinki_db, tmp_path):
+def test_sql_formats(town_built, tmp_path):
     query = "select kind, count(*) as n from osm_objects group by kind order by kind"
-    table = runner.invoke(app, ["sql", query, "--db", str(helsinki_db)])
-    csv = runner.invoke(app, ["sql", query, "--db", str(helsinki_db), "-f", "csv"])
-    lines = runner.invoke(app, ["sql", query, "--db", str(helsinki_db), "-f", "json"])
+    table = runner.invoke(app, ["sql", query, "--db", str(town_built)])
+    csv = runner.invoke(app, ["sql", query, "--db", str(town_built), "-f", "csv"])
+    lines = runner.invoke(app, ["sql", query, "--db", str(town_built), "-f", "json"])
     out = tmp_path / "kinds.parquet"
-    parquet = runner.invoke(app, ["sql", query, "--db", str(helsinki_db), "-f", "parquet", "-o", str(out)])
+    parquet = runner.invoke(app, ["sql", query, "--db", str(town_built), "-f", "parquet", "-o",
+                                  str(out)])
     assert table.exit_code == csv.exit_code == lines.exit_code == parquet.exit_code == 0
     assert "polygon" in table.output
     assert csv.output.splitlines()[0] == '"kind","n"'
@@ -50,8 +51,8 @@ def test_sql_formats(helsinki_db, tmp_path):
     assert pq.read_table(out).num_rows == 3
 
 
-def test_info_lists_build_and_tables(helsinki_db):
-    result = runner.invoke(app, ["info", "--db", str(helsinki_db)])
+def test_info_lists_build_and_tables(town_built):
+    result = runner.invoke(app, ["info", "--db", str(town_built)])
     assert result.exit_code == 0
     for word in ("source_sha256", "attribution", "osm_objects", "osm_rejects", "ingest"):
         assert word in result.output
@@ -62,9 +63,13 @@ def test_info_lists_build_and_tables(helsinki_db):
     (["sql", "drop table osm_objects"], "error: only read statements are allowed"),
     (["sql", "select nope from osm_objects"], "error: Binder Error"),
     (["info"], "no build_info table"),
+    (["embed", "--score-caption", "bogus"], "error: score_caption must be one of title"),
+    (["retrieve", "anything", "-k", "0"], "error: k must be at least 1, got 0"),
+    (["build", "--only", "bogus"], "error: no stage 'bogus'; stages are ingest"),
+    (["export", "out", "--splits", "a,b"], "error: --splits 'a,b': give three shares"),
 ])
-def test_errors_are_one_line_with_nonzero_exit(tmp_path, helsinki_db, args, message):
-    db = helsinki_db if args[0] == "sql" else tmp_path / "empty.duckdb"
+def test_errors_are_one_line_with_nonzero_exit(tmp_path, town_built, args, message):
+    db = town_built if args[0] == "sql" else tmp_path / "empty.duckdb"
     if args[0] == "info":
         import skyscript_db
         skyscript_db.connect(db).close()

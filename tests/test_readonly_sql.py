@@ -8,6 +8,7 @@ import pytest
 
 import skyscript_db
 from skyscript_db.errors import ReadOnlyViolation
+from skyscript_db.readonly import pairs_query
 
 READS = [
     "select count(*) from osm_objects",
@@ -46,15 +47,37 @@ def sha256(path):
 
 
 @pytest.mark.parametrize("query", READS)
-def test_reads_run(helsinki_db, query):
-    before = sha256(helsinki_db)
-    skyscript_db.sql(query, db=helsinki_db).fetchall()
-    assert sha256(helsinki_db) == before
+def test_reads_run(town_built, query):
+    before = sha256(town_built)
+    skyscript_db.sql(query, db=town_built).fetchall()
+    assert sha256(town_built) == before
 
 
 @pytest.mark.parametrize("query", WRITES)
-def test_writes_are_refused_before_reaching_duckdb(helsinki_db, query):
-    before = sha256(helsinki_db)
+def test_writes_are_refused_before_reaching_duckdb(town_built, query):
+    before = sha256(town_built)
     with pytest.raises(ReadOnlyViolation):
-        skyscript_db.sql(query, db=helsinki_db)
-    assert sha256(helsinki_db) == before
+        skyscript_db.sql(query, db=town_built)
+    assert sha256(town_built) == before
+
+
+@pytest.mark.parametrize("where, sql", [
+    (None, "SELECT pair_id FROM pairs"),
+    ("collection_code = 'FI' and similarity_rank_pct < 20",
+     "SELECT pair_id FROM pairs WHERE collection_code = 'FI' AND similarity_rank_pct < 20"),
+    ("pair_id in (select pair_id from pairs where kind = 'point')",
+     "SELECT pair_id FROM pairs WHERE pair_id IN (SELECT pair_id FROM pairs WHERE kind = 'point')"),
+])
+def test_where_becomes_a_predicate_of_a_query_over_pairs(where, sql):
+    assert pairs_query(where) == sql
+
+
+@pytest.mark.parametrize("where", [
+    "1 = 1) union select 1; drop table images; --",
+    "a = 1; drop table pairs",
+    "exists (delete from images returning 1)",
+    "",
+])
+def test_where_that_is_not_one_predicate_is_refused(where):
+    with pytest.raises(ReadOnlyViolation):
+        pairs_query(where)

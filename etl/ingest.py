@@ -76,11 +76,15 @@ class IngestStage:
     location_index: str = osm.DEFAULT_LOCATION_INDEX
 
     def fingerprint(self, ctx: Context, options: Options) -> str:
-        """Changes when the file, the area rules or this package's version change."""
+        """Changes when the file, the area rules or this package's version change. The file the
+        database was built from may have moved away since: its recorded checksum stands in."""
         path = _pbf(options)
-        check_pbf(path)
+        recorded = _recorded_sha256(ctx.con) if path == source_file(ctx.con) else None
+        if recorded is None or path.exists():
+            check_pbf(path)
+            recorded = sha256_of(path)
         rules = queries.sql_text(f"seeds/{AREA_RULES}")
-        return fingerprint(sha256_of(path), rules, _version("skyscript-db"))
+        return fingerprint(recorded, rules, _version("skyscript-db"))
 
     def run(self, ctx: Context, options: Options) -> StageResult:
         path = _pbf(options)
@@ -141,6 +145,11 @@ def source_file(con: duckdb.DuckDBPyConnection) -> Path | None:
         return None
     row = queries.load("build_info.sql")["source_file"].row(con)
     return Path(row["value"]) if row else None
+
+
+def _recorded_sha256(con: duckdb.DuckDBPyConnection) -> str | None:
+    row = queries.load("build_info.sql")["source_sha256"].row(con)
+    return row["value"] if row else None
 
 
 def _build_info(path: Path, location_index: str, counts: dict[str, int],

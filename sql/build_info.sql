@@ -12,3 +12,6 @@ insert or replace into build_info values ($key, $value);
 
 -- name: source_file
 select value from build_info where key = 'source_file';
+
+-- name: source_sha256
+select value from build_info where key = 'source_sha256';

@@ -12,7 +12,7 @@ import pytest
 
 import skyscript_db
 from skyscript_db.db import Paths
-from skyscript_db.errors import ConfigError, DatabaseError
+from skyscript_db.errors import ConfigError, DatabaseError, InputError
 from skyscript_db.etl import pipeline
 
 from conftest import QUICK_FETCH, TOWN_CONFIG, copy_db, copy_tag_cache
@@ -91,6 +91,12 @@ def test_build_without_a_pbf_reuses_the_ingested_one(town_built, tmp_path):
     assert skyscript_db.build(db=db, config=TOWN_CONFIG, models=FAKE_MODELS) == []
     assert skyscript_db.build(db=db, config=TOWN_CONFIG, models=FAKE_MODELS,
                               only="ingest") == ["ingest"]
+    with skyscript_db.connect(db) as con:  # as if the extract had been moved away since
+        con.execute("update build_info set value = '/gone/town.osm.pbf' "
+                    "where key = 'source_file'")
+    assert skyscript_db.build(db=db, config=TOWN_CONFIG, models=FAKE_MODELS) == []
+    with pytest.raises(InputError, match="/gone/town.osm.pbf: no such file"):
+        skyscript_db.build(db=db, config=TOWN_CONFIG, models=FAKE_MODELS, only="ingest")
 
 
 @pytest.mark.slow

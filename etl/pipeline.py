@@ -88,10 +88,14 @@ def build(
         pbf=Path(pbf) if pbf is not None else None, build=config,
         fetch=fetch if isinstance(fetch, FetchConfig) else FetchConfig(),
         embed=embed if isinstance(embed, EmbedConfig) else EmbedConfig(), index=index)
-    selected = METHOD + (FETCH if fetch else ()) + (EMBED if embed else ())
-    results = run(db, options, [s.name for s in selected], only=only, from_stage=from_stage,
-                  force=force, models=models, on_progress=on_progress)
+    results = run(db, options, build_names(bool(fetch), bool(embed)), only=only,
+                  from_stage=from_stage, force=force, models=models, on_progress=on_progress)
     return list(results)
+
+
+def build_names(fetch: bool, embed: bool) -> list[str]:
+    """The stages `build` runs: the method's, then fetch, then embed and index, as asked."""
+    return [s.name for s in METHOD + (FETCH if fetch else ()) + (EMBED if embed else ())]
 
 
 def run(db: str | Path, options: Options, names: Sequence[str], *, only: str | None = None,
@@ -100,8 +104,12 @@ def run(db: str | Path, options: Options, names: Sequence[str], *, only: str | N
     """Run the stale stages among `names` (in pipeline order); returns what each run did."""
     stages, forced = _select(names, only, from_stage, force)
     paths = Paths.of(db)
-    if options.pbf is not None and "ingest" in [s.name for s in stages]:
-        check_pbf(options.pbf)  # before the database file is created
+    # Checked before the database file is created: a bad call leaves no empty database behind.
+    if stages[0].name != "ingest" and not paths.db.exists():
+        raise DatabaseError(f"{paths.db}: no such database; build it first with "
+                            "`skyscript-db build`")
+    if options.pbf is not None and stages[0].name == "ingest":
+        check_pbf(options.pbf)
     paths.db.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, StageResult] = {}
     with connect(paths.db) as con:

@@ -25,9 +25,9 @@ class BuildConfig:
     rare_threshold: a visible tag with fewer selected objects than this is targeted.
     rare_cap: at most this many objects are added per targeted tag.
     max_surrounding: surrounding objects named in a multi-object caption.
-    imagery: 'catalog' (the Earth Engine collections of the method) or 'render' (SYNTHETIC
-        stand-ins drawn from OSM, for offline builds); registered local and STAC imagery is
-        used either way.
+    imagery: 'render' (SYNTHETIC stand-ins drawn from OSM: the default, so that a build with no
+        options runs offline) or 'catalog' (the Earth Engine collections of the method, which
+        need an account); registered local and STAC imagery is used either way.
     benchmark_classes: classes of the held-out benchmark set (0: none).
     benchmark_per_class: objects drawn per benchmark class (a class needs at least this many).
     tag_encoder: the text encoder of the tag classifier: 'minilm' (offline, the default) or

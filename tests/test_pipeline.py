@@ -82,6 +82,10 @@ def test_from_reruns_the_stage_and_the_later_ones(town_built, tmp_path):
 def test_bad_stage_names_and_missing_upstream_are_clear_errors(town_pbf, tmp_path):
     with pytest.raises(ConfigError, match="no stage 'bogus'; stages are ingest"):
         skyscript_db.build(town_pbf, tmp_path / "x.duckdb", only="bogus")
+    with pytest.raises(DatabaseError, match="x.duckdb: no such database"):
+        skyscript_db.build(town_pbf, tmp_path / "x.duckdb", only="fetch_images")
+    assert not (tmp_path / "x.duckdb").exists()
+    skyscript_db.build(town_pbf, tmp_path / "x.duckdb", only="ingest")
     with pytest.raises(DatabaseError, match="stage image_requests has not run"):
         skyscript_db.build(town_pbf, tmp_path / "x.duckdb", only="fetch_images")
 

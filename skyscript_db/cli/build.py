@@ -41,8 +41,9 @@ def build(
     = BuildConfig.rare_cap,
     max_surrounding: Annotated[int, typer.Option(help="Surrounding objects per multi-object "
                                                       "caption.")] = BuildConfig.max_surrounding,
-    imagery: Annotated[str, typer.Option(help="'catalog' (Earth Engine collections) or 'render' "
-                                              "(SYNTHETIC images drawn from OSM, offline).")]
+    imagery: Annotated[str, typer.Option(help="'render' (SYNTHETIC images drawn from OSM, "
+                                              "offline) or 'catalog' (Earth Engine collections, "
+                                              "needs an account).")]
     = BuildConfig.imagery,
     model: ModelOption = TINY,
     pretrained: PretrainedOption = None,
@@ -76,12 +77,11 @@ def build(
                          tag_encoder=tag_encoder or default_tag_encoder(spec),
                          benchmark_classes=benchmark_classes,
                          benchmark_per_class=benchmark_per_class)
-    selected = pipeline.METHOD + (pipeline.FETCH if fetch else ()) \
-        + (pipeline.EMBED if embed else ())
     options = Options(pbf=pbf, build=config,
                       fetch=FetchConfig(workers=workers, gee_project=gee_project),
                       embed=EmbedConfig(spec))
-    _run(db, options, [s.name for s in selected], only=only, from_stage=from_stage, force=force)
+    _run(db, options, pipeline.build_names(fetch, embed), only=only, from_stage=from_stage,
+         force=force)
 
 
 def ingest(pbf: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm.pbf).")],

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,8 +26,6 @@ from skyscript_db import queries
 from skyscript_db.config import Options
 from skyscript_db.db import Paths, has_table
 from skyscript_db.models import Models
-
-log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int | None], None]
 

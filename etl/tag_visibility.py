@@ -136,7 +136,11 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
                                      classifier.CLASS_WEIGHTS, classifier.FOLDS)[:12]
     stored = q["find_model"].row(con, model_id=model_id)
     if stored and not retrain:
-        return model_id, classifier.TagModel.from_bytes(stored["model"])
+        try:
+            return model_id, classifier.TagModel.from_bytes(stored["model"])
+        except (ImportError, AttributeError) as e:  # pickled by a release with another layout
+            log.warning("%s: stored model %s cannot be loaded (%s); training it again", STAGE,
+                        model_id, e)
     rows = _features(con, encoder_id, labelled=True)
     visible = rows["visible"].to_numpy(zero_copy_only=False)
     x = _matrix(rows)

@@ -128,3 +128,15 @@ def counts(db: Path) -> dict[str, int]:
         tables = [r[0] for r in con.execute("select table_name from duckdb_tables() "
                                             "where not temporary").fetchall()]
         return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in sorted(tables)}
+
+
+def test_a_tag_model_pickled_by_an_older_layout_is_trained_again(town_built, tmp_path):
+    db = copy_db(town_built, tmp_path)
+    old = b"\x80\x04cskyscript_db.tag_classifier\nTagModel\n."  # the module it lived in before
+    with skyscript_db.connect(db) as con:
+        con.execute("update tag_models set model = $m", {"m": old})
+    assert build(db, only="tag_visibility") == ["tag_visibility"]
+    with skyscript_db.connect(db, read_only=True) as con:
+        assert con.execute("select count(*) from tag_models where model = $m",
+                           {"m": old}).fetchone()[0] == 0
+    assert build(db) == []

@@ -117,6 +117,16 @@ def town_built(tmp_path_factory: pytest.TempPathFactory, town_pbf: Path) -> Path
     return db
 
 
+@pytest.fixture(scope="session")
+def town_requests(tmp_path_factory: pytest.TempPathFactory, town_pbf: Path,
+                  town_built: Path) -> Path:
+    """The inline town through captions only: image requests, nothing fetched yet."""
+    db = tmp_path_factory.mktemp("town_requests") / "town.duckdb"
+    copy_tag_cache(town_built, db)
+    skyscript_db.build(town_pbf, db, TOWN_CONFIG, models=FAKE_MODELS)
+    return db
+
+
 def copy_db(db: Path, folder: Path) -> Path:
     """A copy of a database with its image and index folders."""
     target = folder / db.name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -92,8 +91,9 @@ def ingest(pbf: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm
 
 def fetch_images(
     db: DbOption = DEFAULT_DB,
-    workers: WorkersOption = os.cpu_count() or 2,
-    attempts: Annotated[int, typer.Option(help="Tries per image for network errors.")] = 4,
+    workers: WorkersOption = FetchConfig.workers,
+    attempts: Annotated[int, typer.Option(help="Tries per image for network errors.")]
+    = FetchConfig.attempts,
     gee_project: GeeOption = None,
 ) -> None:
     """Fetch every image request not fetched yet (or failed, changed, or whose file is gone)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -134,11 +135,7 @@ def chained_fingerprint(ctx: Context, stage: Stage, options: Options) -> str:
 def execute(ctx: Context, stage: Stage, options: Options) -> StageResult:
     """Run one stage and record it; a transactional stage commits both together or nothing."""
     started = time.perf_counter()
-    if stage.transactional:
-        with transaction(ctx.con):
-            result = stage.run(ctx, options)
-            _record(ctx, stage, options, result, started)
-    else:
+    with transaction(ctx.con) if stage.transactional else nullcontext():
         result = stage.run(ctx, options)
         _record(ctx, stage, options, result, started)
     log.info("%s: %d rows in, %d rows out, %.2f s", stage.name, result.rows_in, result.rows_out,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import skyscript_db
 from skyscript_db.config import FetchConfig, Options
 from skyscript_db.db import Paths
 
-from conftest import run_stage
+from conftest import copy_db, run_stage
 from http_server import RangeServer
 
 NAME = re.compile(r"^[anw]\d+_SYNTH_[A-Z0-9]+_xx\.jpg$")
@@ -26,12 +25,6 @@ NAME = re.compile(r"^[anw]\d+_SYNTH_[A-Z0-9]+_xx\.jpg$")
 
 def fetch(db, config=FetchConfig()):
     return run_stage(db, "fetch_images", Options(fetch=config))
-
-
-def copy_db(town_requests, tmp_path):
-    db = tmp_path / "fetch.duckdb"
-    shutil.copy(town_requests, db)
-    return db
 
 
 def rows(db, query):

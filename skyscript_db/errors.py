@@ -31,6 +31,14 @@ class ConfigError(SkyscriptError):
     """An option is out of range or names something that does not exist."""
 
 
+class NotFound(SkyscriptError):
+    """Something asked for by id or path (a pair, an image) is not in the database."""
+
+
+class QueryTimeout(SkyscriptError):
+    """A read-only query ran past its time limit and was stopped."""
+
+
 class LabelError(SkyscriptError):
     """The labelled tag set breaks the guideline's form."""
 

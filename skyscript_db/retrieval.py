@@ -9,10 +9,12 @@ id selector (and exactly when that finds fewer than k).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -20,7 +22,7 @@ import pyarrow as pa
 from skyscript_db import queries
 from skyscript_db.db import DEFAULT_DB, Paths, connect
 from skyscript_db.errors import ConfigError
-from skyscript_db.models import ImageTextEncoder, ModelSpec, Models
+from skyscript_db.models import ModelSpec, Models
 from skyscript_db.readonly import pairs_query
 from skyscript_db.vector_index import SQL, current_model, load_index
 
@@ -30,7 +32,8 @@ EXACT_BELOW = 20_000  # candidate sets this small are scored exactly
 def retrieve(text: str, k: int = 10, where: str | None = None, db: str | Path | None = None,
              models: Models = Models()) -> pd.DataFrame:
     """The k pairs whose images best match `text` (cosine similarity, highest first)."""
-    return _search(lambda encoder: encoder.texts([text]), "image", k, where, db, models)
+    with Searcher.open(db, models) as searcher:
+        return searcher.search(searcher.text_vector(text), "image", k, where).df()
 
 
 def retrieve_by_image(image: Any, k: int = 10, where: str | None = None,
@@ -38,36 +41,60 @@ def retrieve_by_image(image: Any, k: int = 10, where: str | None = None,
                       models: Models = Models()) -> pd.DataFrame:
     """The k pairs whose captions (against='title') or images (against='image') best match an
     image given as a path or an (H, W, 3) uint8 array."""
-    from PIL import Image
-
-    if against not in ("title", "image"):
-        raise ConfigError(f"against must be 'title' or 'image', got {against!r}")
-    picture = Image.fromarray(np.asarray(image)) if not isinstance(image, (str, Path)) \
-        else Image.open(image).convert("RGB")
-    return _search(lambda encoder: encoder.images([picture]), against, k, where, db, models)
+    with Searcher.open(db, models) as searcher:
+        return searcher.search(searcher.image_vector(image), against, k, where).df()
 
 
-def _search(encode: Callable[[ImageTextEncoder], np.ndarray], kind: str, k: int,
-            where: str | None, db: str | Path | None, models: Models) -> pd.DataFrame:
-    if k < 1:
-        raise ConfigError(f"k must be at least 1, got {k}")
-    paths = Paths.of(db or DEFAULT_DB)
-    candidates_sql = pairs_query(where) if where is not None else None  # checked before DuckDB
-    with connect(paths.db, read_only=True) as con:
-        _, indexes = load_index(con, paths)
-        model = current_model(con)
-        query = encode(models.encoder(ModelSpec(model["name"], model["pretrained"],
-                                                model["seed"])))
-        if candidates_sql is None:
-            scores, ids = indexes[kind].search(query, k)
+class Searcher:
+    """A database with its index and encoder loaded once, for many searches (the web server
+    keeps one). Encoding touches only the model; `search` uses the connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, paths: Paths, models: Models = Models()):
+        self.con, self.paths = con, paths
+        self.manifest, self.indexes = load_index(con, paths)
+        self.model = current_model(con)
+        self.encoder = models.encoder(ModelSpec(self.model["name"], self.model["pretrained"],
+                                                self.model["seed"]))
+
+    @classmethod
+    @contextmanager
+    def open(cls, db: str | Path | None, models: Models = Models()) -> Iterator[Searcher]:
+        paths = Paths.of(db or DEFAULT_DB)
+        with connect(paths.db, read_only=True) as con:
+            yield cls(con, paths, models)
+
+    def text_vector(self, text: str) -> np.ndarray:
+        return self.encoder.texts([text])
+
+    def image_vector(self, image: Any) -> np.ndarray:
+        """`image`: a path, a PIL image or an (H, W, 3) uint8 array."""
+        from PIL import Image
+
+        if isinstance(image, (str, Path)):
+            image = Image.open(image)
+        elif not isinstance(image, Image.Image):
+            image = Image.fromarray(np.asarray(image))
+        return self.encoder.images([image.convert("RGB")])
+
+    def search(self, query: np.ndarray, kind: str, k: int,
+               where: str | None = None) -> duckdb.DuckDBPyConnection:
+        """The k best pairs for a query vector against the `kind` index ('image' or 'title'),
+        as a cursor over rank, score and the pairs view's columns (image_path absolute)."""
+        if kind not in self.indexes:
+            raise ConfigError(f"against must be one of {sorted(self.indexes)}, got {kind!r}")
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        index = self.indexes[kind]
+        if where is None:
+            scores, ids = index.search(query, k)
         else:
-            scores, ids = _filtered_search(con, indexes[kind], kind, query, k, candidates_sql,
-                                           model["model_id"])
+            scores, ids = _filtered_search(self.con, index, kind, query, k, pairs_query(where),
+                                           self.model["model_id"])
         keep = ids[0] >= 0
         results = pa.table({"pair_id": ids[0][keep], "score": scores[0][keep],
                             "rank": np.arange(1, keep.sum() + 1)})
-        con.register("retrieve_results", results)
-        return queries.load(SQL)["results"].run(con, root=str(paths.root)).df()
+        self.con.register("retrieve_results", results)
+        return queries.load(SQL)["results"].run(self.con, root=str(self.paths.root))
 
 
 def _filtered_search(con, index, kind: str, query: np.ndarray, k: int, candidates_sql: str,

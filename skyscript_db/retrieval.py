@@ -76,10 +76,10 @@ class Searcher:
             image = Image.fromarray(np.asarray(image))
         return self.encoder.images([image.convert("RGB")])
 
-    def search(self, query: np.ndarray, kind: str, k: int,
-               where: str | None = None) -> duckdb.DuckDBPyConnection:
-        """The k best pairs for a query vector against the `kind` index ('image' or 'title'),
-        as a cursor over rank, score and the pairs view's columns (image_path absolute)."""
+    def nearest(self, query: np.ndarray, kind: str, k: int,
+                where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and scores of the k best pairs for a query vector against the `kind` index
+        ('image' or 'title'), best first."""
         if kind not in self.indexes:
             raise ConfigError(f"against must be one of {sorted(self.indexes)}, got {kind!r}")
         if k < 1:
@@ -91,29 +91,39 @@ class Searcher:
             scores, ids = _filtered_search(self.con, index, kind, query, k, pairs_query(where),
                                            self.model["model_id"])
         keep = ids[0] >= 0
-        results = pa.table({"pair_id": ids[0][keep], "score": scores[0][keep],
-                            "rank": np.arange(1, keep.sum() + 1)})
+        return ids[0][keep], scores[0][keep]
+
+    def search(self, query: np.ndarray, kind: str, k: int,
+               where: str | None = None) -> duckdb.DuckDBPyConnection:
+        """`nearest`, as a cursor over rank, score and the pairs view's columns (image_path
+        absolute)."""
+        ids, scores = self.nearest(query, kind, k, where)
+        results = pa.table({"pair_id": ids, "score": scores, "rank": np.arange(1, len(ids) + 1)})
         self.con.register("retrieve_results", results)
         return queries.load(SQL)["results"].run(self.con, root=str(self.paths.root))
 
 
 def _filtered_search(con, index, kind: str, query: np.ndarray, k: int, candidates_sql: str,
                      model_id: str) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
     candidates = con.execute(candidates_sql).fetchnumpy()["pair_id"].astype(np.int64)
-    if len(candidates) >= EXACT_BELOW:
+    # An IVF index may miss candidates in lists it does not probe; a flat one never does.
+    approximate = isinstance(faiss.downcast_index(getattr(index, "index", index)),
+                             faiss.IndexIVF)
+    if len(candidates) >= EXACT_BELOW or not approximate:
         params = _selector_params(index, candidates)
         scores, ids = index.search(query, k, params=params)
         if (ids[0] >= 0).sum() == min(k, len(candidates)):
             return scores, ids
     con.register("retrieve_candidates", pa.table({"pair_id": candidates}))
-    rows = queries.load(SQL)["vectors_of"].run(con, model_id=model_id).fetchall()
-    if not rows:
+    rows = queries.load(SQL)["vectors_of"].run(con, model_id=model_id).fetch_arrow_table()
+    if rows.num_rows == 0:
         return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
-    column = 1 if kind == "image" else 2
-    vectors = np.array([r[column] for r in rows], dtype=np.float32)
+    vectors = rows.column(kind).combine_chunks().flatten().to_numpy().reshape(rows.num_rows, -1)
     scores = vectors @ query[0]
     order = np.argsort(-scores, kind="stable")[:k]
-    ids = np.array([r[0] for r in rows], dtype=np.int64)[order]
+    ids = rows.column("pair_id").to_numpy()[order]
     return scores[order][None, :], ids[None, :]
 
 

@@ -21,6 +21,25 @@ select pair_id, split, cell_id, block_id from export_pairs;
 -- name: drop_export_pairs
 drop table export_pairs;
 
+-- name: cards
+-- What a search result shows, for the pairs $ids (in any order).
+select
+    pair_id,
+    title,
+    title_multi_objects,
+    similarity,
+    similarity_rank_pct,
+    collection_code,
+    gsd_m,
+    acquired,
+    untrained,
+    kind,
+    osm_type,
+    osm_id,
+    image_path
+from pairs
+where pair_id in (select unnest($ids));
+
 -- name: pair
 -- One pair with the rule values of its request (GSD, size, UTM rectangle) and its split.
 select

@@ -205,13 +205,18 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(town_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app served by uvicorn on 127.0.0.1, in a thread of this process (fake models), from
-    a copy of its own (one locked-down DuckDB instance per file and process)."""
+    """The app served by uvicorn on 127.0.0.1, in a thread of this process, on a copy of the
+    town of its own (one locked-down DuckDB instance per file and process) with the fake models;
+    or, for the README's screenshots (`make screenshots`), on SKYSCRIPT_SERVE_DB with the real
+    ones."""
     import uvicorn
 
-    db = copy_db(town_built, tmp_path_factory.mktemp("browsed"))
+    if os.environ.get("SKYSCRIPT_SERVE_DB"):
+        dataset = Dataset(os.environ["SKYSCRIPT_SERVE_DB"])
+    else:
+        dataset = Dataset(copy_db(town_built, tmp_path_factory.mktemp("browsed")), FAKE_MODELS)
     port = free_port()
-    config = uvicorn.Config(create_app(Dataset(db, FAKE_MODELS)), host="127.0.0.1",
+    config = uvicorn.Config(create_app(dataset), host="127.0.0.1",
                             port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -287,6 +292,20 @@ def test_search_and_pair_page_in_a_real_browser(server, browser, tmp_path):
     page.click("#sql-form button")
     page.wait_for_selector("#sql-result td")
     assert errors == []
+
+
+@pytest.mark.parametrize("db, error", [
+    ("missing.duckdb", "no such database"),
+    ("requests", "no embeddings yet"),
+])
+def test_serve_refuses_a_database_it_cannot_serve(town_requests, tmp_path, db, error):
+    from typer.testing import CliRunner
+
+    from skyscript_db.cli import app
+
+    path = town_requests if db == "requests" else tmp_path / db
+    result = CliRunner().invoke(app, ["serve", "--db", str(path)])
+    assert result.exit_code == 1 and error in result.output
 
 
 def test_serve_command_serves_the_database(town_built, served_db):

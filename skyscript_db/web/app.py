@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -31,6 +32,7 @@ from skyscript_db.web.dataset import Dataset
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD = 20 * 1024 * 1024
+DB_VARIABLE = "SKYSCRIPT_SERVE_DB"
 STATUS = {NotFound: 404, QueryTimeout: 408}
 
 
@@ -112,6 +114,16 @@ def create_app(dataset: Dataset) -> Starlette:
     handlers = {SkyscriptError: _our_error, duckdb.Error: _query_error,
                 HTTPException: _http_error, Exception: _unexpected}
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+
+
+def from_environment() -> Starlette:
+    """The app for the database named by SKYSCRIPT_SERVE_DB: how `skyscript-db serve` hands the
+    database to each of its worker processes."""
+    import torch
+
+    # Many small requests at once: one torch thread each, not several fighting for the cores.
+    torch.set_num_threads(1)
+    return create_app(Dataset(os.environ[DB_VARIABLE]))
 
 
 def _int(params: Any, name: str, default: int) -> int:

@@ -27,20 +27,26 @@ from skyscript_db.errors import ConfigError, NotFound, QueryTimeout
 from skyscript_db.models import Models
 from skyscript_db.readonly import check_read_only
 from skyscript_db.retrieval import Searcher
+from skyscript_db.vector_index import load_index
 
 SQL = "web.sql"
 MAX_K = 200
 MAX_OBJECTS = 300  # objects drawn on a pair page
 NEIGHBOURS = 8
-SEARCH_COLUMNS = ("rank", "score", "pair_id", "title", "title_multi_objects", "similarity",
-                  "similarity_rank_pct", "collection_code", "gsd_m", "acquired", "untrained",
-                  "kind", "osm_type", "osm_id")
 
 
 @dataclass(frozen=True)
 class ConsoleLimits:
     rows: int = 1000
     seconds: float = 10.0
+
+
+def check_servable(db: str | Path) -> None:
+    """Raise the error a server would meet at start (no database, no embeddings, a missing or
+    stale index) without loading the model."""
+    paths = Paths.of(db)
+    with connect(paths.db, read_only=True) as con:
+        load_index(con, paths)
 
 
 class Dataset:
@@ -88,13 +94,19 @@ class Dataset:
 
     def search(self, query: np.ndarray, against: str, k: int,
                where: str | None) -> list[dict[str, Any]]:
+        """Result cards, best first: rank, score, what the page shows and the image's URL."""
         if not 1 <= k <= MAX_K:
             raise ConfigError(f"k must be between 1 and {MAX_K}, got {k}")
-        with self._connection():
-            cursor = self.searcher.search(query, against, k, where or None)
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, values)) for values in cursor.fetchall()]
-        return [self._card(row) for row in rows]
+        with self._connection() as con:
+            ids, scores = self.searcher.nearest(query, against, k, where or None)
+            cards = {row["pair_id"]: row for row in
+                     queries.load(SQL)["cards"].dicts(con, ids=ids.tolist())}
+        found = []
+        for rank, (pair_id, score) in enumerate(zip(ids.tolist(), scores.tolist()), start=1):
+            card = cards[pair_id]
+            card.update(rank=rank, score=score, image_url=self.image_url(card.pop("image_path")))
+            found.append(card)
+        return found
 
     def search_text(self, text: str, k: int, where: str | None) -> list[dict[str, Any]]:
         if not text.strip():
@@ -105,18 +117,13 @@ class Dataset:
                      against: str) -> list[dict[str, Any]]:
         return self.search(self.searcher.image_vector(image), against, k, where)
 
-    def _card(self, row: dict[str, Any]) -> dict[str, Any]:
-        card = {name: row[name] for name in SEARCH_COLUMNS if name in row}
-        card["image_url"] = self.image_url(row["image_path"])
-        return card
-
     def image_url(self, path: str) -> str | None:
         """The URL under /images/ of an image path (absolute, or relative to the database's
-        folder); None for an image outside the image folder."""
-        absolute = (self.paths.root / path).resolve()
-        if not absolute.is_relative_to(self.paths.images.resolve()):
-            return None
-        return "/images/" + quote(absolute.relative_to(self.paths.images.resolve()).as_posix())
+        folder, as in the images table); None for an image outside the image folder. A string
+        test, no file system call: it runs for every result (the file is checked when served)."""
+        full = path if path.startswith("/") else f"{self.paths.root}/{path}"
+        prefix = f"{self.paths.images}/"
+        return "/images/" + quote(full[len(prefix):]) if full.startswith(prefix) else None
 
     def image_file(self, relative: str) -> Path:
         """The file behind /images/<relative>; anything outside the image folder is refused."""

@@ -32,6 +32,7 @@ EXACT_BELOW = 20_000  # candidate sets this small are scored exactly
 def retrieve(text: str, k: int = 10, where: str | None = None, db: str | Path | None = None,
              models: Models = Models()) -> pd.DataFrame:
     """The k pairs whose images best match `text` (cosine similarity, highest first)."""
+    _check(k, where)
     with Searcher.open(db, models) as searcher:
         return searcher.search(searcher.text_vector(text), "image", k, where).df()
 
@@ -41,8 +42,17 @@ def retrieve_by_image(image: Any, k: int = 10, where: str | None = None,
                       models: Models = Models()) -> pd.DataFrame:
     """The k pairs whose captions (against='title') or images (against='image') best match an
     image given as a path or an (H, W, 3) uint8 array."""
+    _check(k, where)
     with Searcher.open(db, models) as searcher:
         return searcher.search(searcher.image_vector(image), against, k, where).df()
+
+
+def _check(k: int, where: str | None) -> None:
+    """Bad arguments fail before the database, the index and the model are opened."""
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    if where is not None:
+        pairs_query(where)
 
 
 class Searcher:

@@ -21,6 +21,14 @@ select pair_id, split, cell_id, block_id from export_pairs;
 -- name: drop_export_pairs
 drop table export_pairs;
 
+-- name: no_external_access
+-- Last of the setup: from here no query reads or writes a file, attaches a database or loads an
+-- extension, and nobody can set it back.
+set enable_external_access = false;
+
+-- name: lock_configuration
+set lock_configuration = true;
+
 -- name: cards
 -- What a search result shows, for the pairs $ids (in any order).
 select

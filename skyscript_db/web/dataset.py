@@ -50,6 +50,10 @@ def check_servable(db: str | Path) -> None:
 
 
 class Dataset:
+    """A served database: searches, pair pages, the overview and console queries, each a plain
+    dict for the JSON API. Opening it loads the model and the index (a missing or stale one is
+    the error `retrieve` gives) and prepares the snapshot; one per database file and process."""
+
     def __init__(self, db: str | Path, models: Models = Models(),
                  console: ConsoleLimits = ConsoleLimits()):
         self.paths = Paths.of(db)
@@ -57,8 +61,8 @@ class Dataset:
         self._lock = threading.Lock()
         self.con = connect(self.paths.db, read_only=True)
         try:
-            self._prepare()
             self.searcher = Searcher(self.con, self.paths, models)
+            self._prepare()
         except BaseException:
             self.con.close()
             raise
@@ -77,8 +81,8 @@ class Dataset:
                                    train=train, validation=validation)
         q["pair_splits"].run(self.con)
         q["drop_export_pairs"].run(self.con)
-        self.con.execute("set enable_external_access = false")
-        self.con.execute("set lock_configuration = true")
+        q["no_external_access"].run(self.con)
+        q["lock_configuration"].run(self.con)
 
     def close(self) -> None:
         self.con.close()

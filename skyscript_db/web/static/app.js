@@ -76,6 +76,7 @@ async function runSearch() {
 $("search-form").addEventListener("submit", (event) => {
   event.preventDefault();
   showError("");
+  if ($("q").value.trim()) $("upload").value = "";  // typed text wins over an earlier upload
   runSearch().catch((e) => showError(e.message));
 });
 $("upload").addEventListener("change", () => {

@@ -1,14 +1,16 @@
-"""Stage ingest: an .osm.pbf file into osm_objects, osm_tags, osm_rejects and build_info."""
+"""Stage ingest: .osm.pbf files (paths or URLs) into osm_objects, osm_tags, osm_rejects and
+build_info, clipped and tag-filtered as asked."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -17,10 +19,11 @@ from typing import Any
 import duckdb
 
 from skyscript_db import queries
-from skyscript_db.config import Options
+from skyscript_db.config import IngestConfig, Options
 from skyscript_db.db import has_table
 from skyscript_db.errors import InputError
-from skyscript_db.etl import osm
+from skyscript_db.etl import download, osm
+from skyscript_db.etl.selection import clip_area, tag_rules
 from skyscript_db.etl.stage import Context, ProgressCallback, StageResult, fingerprint
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 STAGE = "ingest"
 ATTRIBUTION = "© OpenStreetMap contributors, data under the Open Database License (ODbL) 1.0"
 AREA_RULES = "area_rules.csv"
+SQL = "00_ingest.sql"
 _PBF_MAGIC = b"OSMHeader"
 # What pyosmium (RuntimeError) and ST_ReadOSM raise on a damaged file; not SQL mistakes of ours.
 _READ_ERRORS = (RuntimeError, duckdb.ParserException, duckdb.InvalidInputException,
@@ -66,6 +70,14 @@ def _sha256(path: Path, size: int, mtime_ns: int) -> str:
 
 
 @dataclass(frozen=True)
+class Source:
+    """An extract as given (a path or a URL) and the local file it is read from."""
+
+    given: str
+    path: Path
+
+
+@dataclass(frozen=True)
 class IngestStage:
     """Reads `options.pbf` (the pipeline resolves it) and replaces what an earlier ingest wrote,
     in one transaction: a bad or truncated file leaves the database unchanged."""
@@ -76,90 +88,144 @@ class IngestStage:
     location_index: str = osm.DEFAULT_LOCATION_INDEX
 
     def fingerprint(self, ctx: Context, options: Options) -> str:
-        """Changes when the file, the area rules or this package's version change. The file the
-        database was built from may have moved away since: its recorded checksum stands in."""
-        path = _pbf(options)
-        recorded = _recorded_sha256(ctx.con) if path == source_file(ctx.con) else None
-        if recorded is None or path.exists():
-            check_pbf(path)
-            recorded = sha256_of(path)
+        """Changes when a file, the clip, the tag filter, the area rules or this package's
+        version change. A file the database was built from may have moved away since: its
+        recorded checksum stands in."""
+        recorded = {s["file"]: s["sha256"] for s in recorded_sources(ctx.con)}
+        checksums = []
+        for source in sources(options, ctx.progress("download")):
+            file = str(source.path.resolve())
+            if file not in recorded or source.path.exists():
+                check_pbf(source.path)
+                recorded[file] = sha256_of(source.path)
+            checksums.append(recorded[file])
         rules = queries.sql_text(f"seeds/{AREA_RULES}")
-        return fingerprint(recorded, rules, _version("skyscript-db"))
+        return fingerprint(checksums, _selection(options.ingest), rules,
+                           _version("skyscript-db"))
 
     def run(self, ctx: Context, options: Options) -> StageResult:
-        path = _pbf(options)
-        check_pbf(path)
-        return read(ctx.con, path, self.location_index, ctx.progress(STAGE))
+        found = sources(options, ctx.progress("download"))
+        for source in found:
+            check_pbf(source.path)
+        return read(ctx.con, found, options.ingest, self.location_index, ctx.progress(STAGE))
 
 
-def _pbf(options: Options) -> Path:
-    if options.pbf is None:
+def sources(options: Options, on_progress: Callable[[int, int | None], None] | None = None
+            ) -> list[Source]:
+    """The extracts of `options`, URLs downloaded into the cache (once: later calls reuse it)."""
+    if not options.pbf:
         raise InputError("ingest: no .osm.pbf file given")
-    return Path(options.pbf)
+    return [Source(str(given), download.fetch(str(given), on_progress)
+                   if download.is_url(str(given)) else Path(given)) for given in options.pbf]
 
 
-def read(con: duckdb.DuckDBPyConnection, path: Path, location_index: str,
-         on_progress: ProgressCallback | None = None) -> StageResult:
-    """The work of the stage: tags through DuckDB's ST_ReadOSM, geometries through pyosmium,
+def _selection(config: IngestConfig) -> dict[str, Any]:
+    """The clip and tag filter, parsed: bad ones fail here, before anything is read."""
+    return {"clip": clip_area(config.clip).wkt if config.clip else None,
+            "tags_filter": [asdict(r) for r in tag_rules(config.tags_filter)]
+            if config.tags_filter else None}
+
+
+def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConfig,
+         location_index: str, on_progress: ProgressCallback | None = None) -> StageResult:
+    """The work of the stage: per file, tags through DuckDB's ST_ReadOSM and geometries through
+    pyosmium, kept by the clip and the tag filter; then the newest version of each element,
     joined and classified by sql/00_ingest.sql. `on_progress(done, total)` is called as
     geometries are built (total is an estimate)."""
-    q = queries.load("00_ingest.sql")
+    q = queries.load(SQL)
+    clip = clip_area(config.clip) if config.clip else None
+    where = asdict(clip) if clip else {"wkt": None, "west": 0, "south": 0, "east": 0, "north": 0}
+    area = {"clip": where.pop("wkt"), **where}
+    rules = tag_rules(config.tags_filter) if config.tags_filter else []
     timings: dict[str, float] = {}
-    done, expected = 0, None
+    done, expected, read_counts = 0, 0, {"elements": 0, "tag_filtered": 0}
 
     def progress(n: int) -> None:
         nonlocal done
         done += n
         if on_progress:
-            on_progress(done, max(done, expected or 0) or None)
+            on_progress(done, max(done, expected) or None)
 
-    with (_timed(timings, "read_s"), _input_errors(path),
-          osm.GeometryStream(path, location_index=location_index, on_progress=progress) as stream):
-        # pyosmium builds geometries in its own thread from here on, while DuckDB reads tags.
-        q["read_elements"].run(con, path=str(path))
-        q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
-        q["points"].run(con)
-        q["point_tags"].run(con)
-        expected, tagged = q["element_counts"].run(con).fetchone()
-        q["create_geometries"].run(con)
-        con.register("geometry_stream", stream.reader)
-        try:
-            q["load_geometries"].run(con)
-        finally:
-            con.unregister("geometry_stream")
+    for name in ("create_elements", "create_geometries", "create_tag_rules"):
+        q[name].run(con)
+    if rules:
+        con.executemany(q["insert_tag_rule"].text, [asdict(r) for r in rules])
+    q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
+    for number, source in enumerate(files):
+        with (_timed(timings, "read_s"), _input_errors(source.path),
+              osm.GeometryStream(source.path, location_index=location_index,
+                                 on_progress=progress) as stream):
+            # pyosmium builds geometries in its own thread from here on, while DuckDB reads tags.
+            q["read_elements"].run(con, file=number, path=str(source.path), **area)
+            counts = q["file_counts"].row(con, file=number)
+            expected += counts["geometries"]
+            read_counts["elements"] += counts["elements"]
+            if rules:
+                read_counts["tag_filtered"] += q["tag_filter"].run(con, file=number).fetchone()[0]
+            con.register("geometry_stream", stream.reader)
+            try:
+                q["load_geometries"].run(con, file=number, **area)
+            finally:
+                con.unregister("geometry_stream")
     with _timed(timings, "assemble_s"):
-        for name in ("classify", "objects", "tags", "rejects", "area_rules"):
+        if clip:
+            read_counts["clipped_ways_relations"] = q["clip_unplaced"].run(con).fetchone()[0]
+        if len(files) > 1:
+            read_counts["duplicates_dropped"] = _keep_newest(con, files)
+        for name in ("points", "point_tags", "classify", "objects", "tags", "rejects",
+                     "area_rules"):
             q[name].run(con)
     counts = q["counts"].row(con)
     q["drop_staging"].run(con)
-    _write_build_info(con, _build_info(path, location_index, counts, timings))
+    _write_build_info(con, _build_info(files, config, location_index,
+                                       {**read_counts, **counts}, timings))
     objects = counts["points"] + counts["lines"] + counts["polygons"]
-    log.info("ingest %s: %d tagged elements -> %d objects, %d rejects",
-             path.name, tagged, objects, counts["rejects"])
-    return StageResult(rows_in=tagged, rows_out=objects, info={**counts, **timings})
+    log.info("ingest %s: %d tagged elements read, %d dropped by the tag filter -> %d objects, "
+             "%d rejects", ", ".join(f.path.name for f in files), read_counts["elements"],
+             read_counts["tag_filtered"], objects, counts["rejects"])
+    return StageResult(rows_in=read_counts["elements"], rows_out=objects,
+                       info={**read_counts, **counts, **timings})
 
 
-def source_file(con: duckdb.DuckDBPyConnection) -> Path | None:
-    """The extract the database was last ingested from, if any."""
+def _keep_newest(con: duckdb.DuckDBPyConnection, files: list[Source]) -> int:
+    """Drop all but the newest copy of elements read from several files; returns how many."""
+    q = queries.load(SQL)
+    wanted = {(r["osm_type"], r["osm_id"]) for r in q["duplicates"].dicts(con)}
+    q["create_versions"].run(con)
+    if not wanted:
+        return 0
+    for number, source in enumerate(files):
+        con.register("file_versions", osm.versions(source.path, wanted))
+        try:
+            q["insert_versions"].run(con, file=number)
+        finally:
+            con.unregister("file_versions")
+    q["drop_older"].run(con)
+    q["delete_older_geometries"].run(con)
+    return q["delete_older_elements"].run(con).fetchone()[0]
+
+
+def recorded_sources(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The extracts the database was last ingested from: given, file, sha256, ...; empty if
+    none."""
     if not has_table(con, "build_info"):
-        return None
-    row = queries.load("build_info.sql")["source_file"].row(con)
-    return Path(row["value"]) if row else None
+        return []
+    row = queries.load("build_info.sql")["sources"].row(con)
+    return json.loads(row["value"]) if row.get("value") else []
 
 
-def _recorded_sha256(con: duckdb.DuckDBPyConnection) -> str | None:
-    row = queries.load("build_info.sql")["source_sha256"].row(con)
-    return row["value"] if row else None
-
-
-def _build_info(path: Path, location_index: str, counts: dict[str, int],
-                timings: dict[str, float]) -> dict[str, Any]:
+def _build_info(files: list[Source], config: IngestConfig, location_index: str,
+                counts: dict[str, int], timings: dict[str, float]) -> dict[str, Any]:
+    described = [{"given": f.given, "file": str(f.path.resolve()), "name": f.path.name,
+                  "sha256": sha256_of(f.path), "bytes": f.path.stat().st_size,
+                  **osm.read_header(f.path)} for f in files]
     return {
-        "source_file": str(path.resolve()),
-        "source_name": path.name,
-        "source_sha256": sha256_of(path),
-        "source_bytes": path.stat().st_size,
-        **osm.read_header(path),
+        "sources": json.dumps(described),
+        # One extract, as databases built before several were possible record it.
+        **({f"source_{k}": described[0][k] for k in ("file", "name", "sha256", "bytes")}
+           if len(files) == 1 else {}),
+        **({"clip": clip_area(config.clip).wkt} if config.clip else {}),
+        **({"tags_filter": config.tags_filter} if config.tags_filter else {}),
         **counts,
         **timings,
         "location_index": location_index,

@@ -18,15 +18,17 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from skyscript_db import captions
-from skyscript_db.config import BuildConfig, EmbedConfig, FetchConfig, IndexConfig, Options
+from skyscript_db.config import (BuildConfig, EmbedConfig, FetchConfig, IndexConfig, IngestConfig,
+                                 Options)
 from skyscript_db.db import DEFAULT_DB, Paths, connect
 from skyscript_db.errors import ConfigError, DatabaseError
+from skyscript_db.etl import download
 from skyscript_db.etl.benchmark import MakeBenchmarkStage
 from skyscript_db.etl.embeddings import EmbedStage
 from skyscript_db.etl.export import ExportStage
 from skyscript_db.etl.fetch import FetchStage
 from skyscript_db.etl.index import IndexStage
-from skyscript_db.etl.ingest import IngestStage, check_pbf, source_file
+from skyscript_db.etl.ingest import IngestStage, check_pbf, recorded_sources
 from skyscript_db.etl.register import registered_state
 from skyscript_db.etl.sql_stage import SqlStage
 from skyscript_db.etl.stage import (Context, Stage, StageResult, fingerprint, last_fingerprint,
@@ -65,10 +67,11 @@ ProgressCallback = Callable[[str, int, int | None], None]
 
 
 def build(
-    pbf: str | Path | None = None,
+    pbf: str | Path | Sequence[str | Path] | None = None,
     db: str | Path = DEFAULT_DB,
     config: BuildConfig = BuildConfig(),
     *,
+    ingest: IngestConfig = IngestConfig(),
     fetch: bool | FetchConfig = False,
     embed: bool | EmbedConfig = False,
     index: IndexConfig = IndexConfig(),
@@ -80,13 +83,15 @@ def build(
 ) -> list[str]:
     """Build or update the database at `db`; returns the names of the stages that ran.
 
-    pbf: the extract; None reuses the one the database was built from (else the default
-        extract, data/helsinki.osm.pbf).
+    pbf: the extract, or several (paths or http(s) URLs); None reuses the ones the database was
+        built from (else the default extract, data/helsinki.osm.pbf).
+    ingest: the clip and tag filter.
     fetch, embed: go on to fetch the images, then to embed them and build the index (True, or
         that stage's config).
     """
+    given = () if pbf is None else (pbf,) if isinstance(pbf, (str, Path)) else tuple(pbf)
     options = Options(
-        pbf=Path(pbf) if pbf is not None else None, build=config,
+        pbf=tuple(str(p) for p in given), ingest=ingest, build=config,
         fetch=fetch if isinstance(fetch, FetchConfig) else FetchConfig(),
         embed=embed if isinstance(embed, EmbedConfig) else EmbedConfig(), index=index)
     results = run(db, options, build_names(bool(fetch), bool(embed)), only=only,
@@ -109,14 +114,17 @@ def run(db: str | Path, options: Options, names: Sequence[str], *, only: str | N
     if stages[0].name != "ingest" and not paths.db.exists():
         raise DatabaseError(f"{paths.db}: no such database; build it first with "
                             "`skyscript-db build`")
-    if options.pbf is not None and stages[0].name == "ingest":
-        check_pbf(options.pbf)
+    if stages[0].name == "ingest":
+        for given in options.pbf:
+            if not download.is_url(given):
+                check_pbf(Path(given))
     paths.db.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, StageResult] = {}
     with connect(paths.db) as con:
         ctx = Context(con, paths, models, on_progress)
-        if options.pbf is None:
-            options = replace(options, pbf=source_file(con) or DEFAULT_PBF)
+        if not options.pbf:
+            recorded = tuple(s["file"] for s in recorded_sources(con))
+            options = replace(options, pbf=recorded or (str(DEFAULT_PBF),))
         for stage in stages:
             _check_upstream(ctx, stage)
             wanted = chained_fingerprint(ctx, stage, options)

@@ -148,15 +148,35 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    """Which part of the extracts to keep (QuackOSM's rules).
+
+    clip: keep the objects whose geometry intersects this area, whole (a way crossing the edge
+        keeps all its nodes): 'W,S,E,N' in degrees, WKT, GeoJSON (a geometry, Feature or
+        FeatureCollection) or a file holding WKT or GeoJSON.
+    tags_filter: QuackOSM's tag filter as JSON text, e.g. '{"building": true, "amenity":
+        ["parking", "school"], "highway": false}': an object is kept when one of its tags matches
+        a positive entry (true: any value; a value or a list of values) and none matches a
+        negative one (false: the key with any value); '*' is a wildcard in keys and values.
+        Kept objects keep all their tags.
+    """
+
+    clip: str | None = None
+    tags_filter: str | None = None
+
+
+@dataclass(frozen=True)
 class Options:
     """Everything one pipeline run is asked to do; each stage reads its own part.
 
-    pbf: the extract (None: the one the database was built from, else the default extract).
-    fetch, embed, index, export: the options of those stages.
+    pbf: the extracts, paths or http(s) URLs (empty: the ones the database was built from, else
+        the default extract); objects in several keep their newest version.
+    ingest, fetch, embed, index, export: the options of those stages.
     benchmark_out: where the make_benchmark stage writes the benchmark folder.
     """
 
-    pbf: Path | None = None
+    pbf: tuple[str, ...] = ()
+    ingest: IngestConfig = IngestConfig()
     build: BuildConfig = BuildConfig()
     fetch: FetchConfig = FetchConfig()
     embed: EmbedConfig = EmbedConfig()

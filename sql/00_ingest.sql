@@ -1,14 +1,32 @@
--- Stage ingest: OSM elements -> osm_objects, osm_tags, osm_rejects.
+-- Stage ingest: OSM elements of one or more extracts -> osm_objects, osm_tags, osm_rejects.
 -- Tags and node coordinates come from DuckDB's ST_ReadOSM; way lines and assembled areas come from
 -- pyosmium (etl/osm.py) as hex WKB in temp table ingest_geometries. Every tagged element ends up
 -- exactly once: in osm_objects with a valid geometry, or in osm_rejects with the reason.
 -- Which closed ways are areas follows the rules in table area_rules (seed sql/seeds/area_rules.csv,
 -- after the osm-polygon-features list used by iD and osmtogeojson): area=no never, else any tag
 -- whose key is 'all', whose value is listed under 'only', or not listed under 'except'.
+-- What is kept (QuackOSM's rules): with a clip area ($clip, WKT; null: everything), the elements
+-- whose geometry intersects it, whole; with a tag filter (ingest_tag_rules), those with a tag
+-- matching a positive rule (when there is one) and none matching a negative one. Files are read
+-- one after the other ($file numbers them); an element in several keeps its newest version.
+
+-- name: create_elements
+create or replace temp table ingest_elements (
+    file integer,
+    osm_type varchar,
+    osm_id bigint,
+    tags map(varchar, varchar),
+    lat double,
+    lon double,
+    is_closed boolean
+);
 
 -- name: read_elements
-create or replace temp table ingest_elements as
+-- One file's tagged elements; nodes outside the clip are dropped as they are read (the bounding
+-- box first: cheap, and most nodes of a large file fail it).
+insert into ingest_elements
 select
+    $file,
     kind::varchar as osm_type,
     id as osm_id,
     tags,
@@ -16,15 +34,148 @@ select
     lon,
     kind = 'way' and len(refs) >= 4 and refs[1] = refs[-1] as is_closed
 from ST_ReadOSM($path)
-where cardinality(tags) > 0 and kind in ('node', 'way', 'relation');
+where cardinality(tags) > 0 and kind in ('node', 'way', 'relation')
+    and (kind <> 'node' or $clip::varchar is null
+        or (lon between $west and $east and lat between $south and $north
+            and st_intersects(st_point(lon, lat), st_geomfromtext($clip))));
+
+-- name: file_counts
+-- One file's ways and relations (what pyosmium will send, roughly: the progress bar's total).
+select count(*) filter (where osm_type <> 'node') as geometries, count(*) as elements
+from ingest_elements where file = $file;
+
+-- name: create_tag_rules
+create or replace temp table ingest_tag_rules (key_like varchar, value_like varchar, keep boolean);
+
+-- name: insert_tag_rule
+insert into ingest_tag_rules values ($key_like, $value_like, $keep);
+
+-- name: tag_filter
+-- One file's elements the tag filter drops, before their geometries are loaded.
+delete from ingest_elements as e
+using (
+    with
+    tags as (
+        select osm_type, osm_id, unnest(map_keys(tags)) as key, unnest(map_values(tags)) as value
+        from ingest_elements
+        where file = $file
+    ),
+    hits as (
+        select t.osm_type, t.osm_id, bool_or(r.keep) as positive, bool_or(not r.keep) as negative
+        from tags as t
+        join ingest_tag_rules as r
+            on t.key like r.key_like escape '\'
+            and (r.value_like is null or t.value like r.value_like escape '\')
+        group by all
+    ),
+    verdicts as (
+        select
+            e.osm_type,
+            e.osm_id,
+            not coalesce(h.negative, false)
+                and (coalesce(h.positive, false)
+                    or not exists (select 1 from ingest_tag_rules where keep)) as kept
+        from ingest_elements as e
+        left join hits as h using (osm_type, osm_id)
+        where e.file = $file
+    )
+    select osm_type, osm_id from verdicts where not kept
+) as dropped
+where e.file = $file and e.osm_type = dropped.osm_type and e.osm_id = dropped.osm_id;
 
 -- name: load_area_rules
 create or replace temp table ingest_area_rules as
 select key, rule, coalesce(string_split(values, ';'), []) as values
 from read_csv($path, header = true, columns = {'key': 'varchar', 'rule': 'varchar', 'values': 'varchar'});
 
+-- name: create_geometries
+create or replace temp table ingest_geometries (
+    file integer, osm_type varchar, osm_id bigint, source varchar, geom geometry, valid boolean,
+    error varchar
+);
+
+-- name: load_geometries
+-- One file's geometries of the elements kept so far, those intersecting the clip (an element
+-- whose geometry could not be built cannot be placed, so a clip drops it). Parsing and validity
+-- checks run here, on DuckDB's threads, while pyosmium builds the next batch.
+insert into ingest_geometries
+with
+parsed as (
+    select
+        if(source = 'line' or id % 2 = 0, 'way', 'relation') as osm_type,
+        if(source = 'line', id, id // 2) as osm_id,
+        source,
+        st_geomfromhexwkb(wkb_hex) as geom,
+        error
+    from geometry_stream
+),
+kept as (
+    select *
+    from parsed
+    semi join (select osm_type, osm_id from ingest_elements where file = $file)
+        using (osm_type, osm_id)
+    where $clip::varchar is null
+        or (st_xmax(geom) >= $west and st_xmin(geom) <= $east
+            and st_ymax(geom) >= $south and st_ymin(geom) <= $north
+            and st_intersects(geom, st_geomfromtext($clip)))
+)
+select
+    $file,
+    osm_type,
+    osm_id,
+    source,
+    -- A polygon of one part is stored as POLYGON, several as MULTIPOLYGON.
+    if(source = 'area' and st_numgeometries(geom) = 1, st_dump(geom)[1].geom, geom) as geom,
+    st_isvalid(geom) as valid,
+    error
+from kept;
+
+-- name: clip_unplaced
+-- With a clip: ways and relations with no geometry inside it go (nodes went as they were read).
+delete from ingest_elements as e
+where e.osm_type <> 'node'
+    and not exists (
+        select 1 from ingest_geometries as g
+        where g.file = e.file and g.osm_type = e.osm_type and g.osm_id = e.osm_id
+    );
+
+-- name: duplicates
+-- Elements read from more than one file.
+select osm_type, osm_id
+from ingest_elements
+group by osm_type, osm_id
+having count(*) > 1;
+
+-- name: create_versions
+create or replace temp table ingest_versions (
+    file integer, osm_type varchar, osm_id bigint, version bigint
+);
+
+-- name: insert_versions
+insert into ingest_versions select $file, osm_type, osm_id, version from file_versions;
+
+-- name: drop_older
+-- An element in several files keeps its newest version (the later file on a tie); its other
+-- copies and their geometries go.
+create or replace temp table ingest_older as
+select file, osm_type, osm_id
+from ingest_elements
+left join ingest_versions using (file, osm_type, osm_id)
+qualify row_number() over (
+    partition by osm_type, osm_id order by version desc nulls last, file desc
+) > 1;
+
+-- name: delete_older_elements
+delete from ingest_elements as e
+using ingest_older as o
+where e.file = o.file and e.osm_type = o.osm_type and e.osm_id = o.osm_id;
+
+-- name: delete_older_geometries
+delete from ingest_geometries as g
+using ingest_older as o
+where g.file = o.file and g.osm_type = o.osm_type and g.osm_id = o.osm_id;
+
 -- name: points
--- Points need no pyosmium: they are written while pyosmium builds the other geometries.
 create or replace table osm_objects as
 select osm_type, osm_id, 'point' as kind, tags, st_point(lon, lat) as geom
 from ingest_elements
@@ -35,37 +186,6 @@ order by osm_id;
 create or replace table osm_tags as
 select osm_type, osm_id, unnest(map_keys(tags)) as key, unnest(map_values(tags)) as value
 from osm_objects;  -- in osm_objects' order
-
--- name: element_counts
--- Ways and relations (what pyosmium will send, roughly: the progress bar's total), all elements.
-select count(*) filter (where osm_type <> 'node'), count(*) from ingest_elements;
-
--- name: create_geometries
-create or replace temp table ingest_geometries (
-    osm_type varchar, osm_id bigint, source varchar, geom geometry, valid boolean, error varchar
-);
-
--- name: load_geometries
--- Parsing and validity checks run here, on DuckDB's threads, while pyosmium builds the next batch.
-insert into ingest_geometries
-with parsed as (
-    select
-        if(source = 'line' or id % 2 = 0, 'way', 'relation') as osm_type,
-        if(source = 'line', id, id // 2) as osm_id,
-        source,
-        st_geomfromhexwkb(wkb_hex) as geom,
-        error
-    from geometry_stream
-)
-select
-    osm_type,
-    osm_id,
-    source,
-    -- A polygon of one part is stored as POLYGON, several as MULTIPOLYGON.
-    if(source = 'area' and st_numgeometries(geom) = 1, st_dump(geom)[1].geom, geom) as geom,
-    st_isvalid(geom) as valid,
-    error
-from parsed;
 
 -- name: classify
 create or replace temp table ingest_classified as
@@ -176,3 +296,32 @@ drop table if exists ingest_elements;
 drop table if exists ingest_geometries;
 drop table if exists ingest_area_rules;
 drop table if exists ingest_classified;
+drop table if exists ingest_tag_rules;
+drop table if exists ingest_versions;
+drop table if exists ingest_older;
+
+-- name: clip_from_wkt
+-- A clip area given as WKT, with what ingest checks and binds (etl/selection.py).
+with area as (select st_geomfromtext($wkt) as geom)
+select
+    st_astext(geom) as wkt,
+    st_geometrytype(geom)::varchar as kind,
+    st_isvalid(geom) as valid,
+    st_xmin(geom) as west,
+    st_ymin(geom) as south,
+    st_xmax(geom) as east,
+    st_ymax(geom) as north
+from area;
+
+-- name: clip_from_geojson
+-- A clip area given as GeoJSON geometries: their union.
+with area as (select st_union_agg(st_geomfromgeojson(g)) as geom from unnest($geojson) as t(g))
+select
+    st_astext(geom) as wkt,
+    st_geometrytype(geom)::varchar as kind,
+    st_isvalid(geom) as valid,
+    st_xmin(geom) as west,
+    st_ymin(geom) as south,
+    st_xmax(geom) as east,
+    st_ymax(geom) as north
+from area;

@@ -10,8 +10,12 @@ delete from build_info;
 -- name: insert
 insert or replace into build_info values ($key, $value);
 
--- name: source_file
-select value from build_info where key = 'source_file';
-
--- name: source_sha256
-select value from build_info where key = 'source_sha256';
+-- name: sources
+-- The extracts ingested, as a JSON list (given, file, name, sha256, bytes, PBF header); databases
+-- built before it existed record one extract as source_file and source_sha256.
+select coalesce(
+    (select value from build_info where key = 'sources'),
+    (select json_array(json_object('given', f.value, 'file', f.value, 'sha256', h.value))::varchar
+     from build_info as f, build_info as h
+     where f.key = 'source_file' and h.key = 'source_sha256')
+) as value;

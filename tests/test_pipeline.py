@@ -96,8 +96,8 @@ def test_build_without_a_pbf_reuses_the_ingested_one(town_built, tmp_path):
     assert skyscript_db.build(db=db, config=TOWN_CONFIG, models=FAKE_MODELS,
                               only="ingest") == ["ingest"]
     with skyscript_db.connect(db) as con:  # as if the extract had been moved away since
-        con.execute("update build_info set value = '/gone/town.osm.pbf' "
-                    "where key = 'source_file'")
+        con.execute("update build_info set value = replace(value, (select value from build_info "
+                    "where key = 'source_file'), '/gone/town.osm.pbf') where key = 'sources'")
     assert skyscript_db.build(db=db, config=TOWN_CONFIG, models=FAKE_MODELS) == []
     with pytest.raises(InputError, match="/gone/town.osm.pbf: no such file"):
         skyscript_db.build(db=db, config=TOWN_CONFIG, models=FAKE_MODELS, only="ingest")

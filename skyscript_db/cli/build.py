@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from skyscript_db.cli.common import DbOption, progress_bars, say
-from skyscript_db.config import BuildConfig, EmbedConfig, FetchConfig, Options
+from skyscript_db.config import BuildConfig, EmbedConfig, FetchConfig, IngestConfig, Options
 from skyscript_db.db import DEFAULT_DB
+from skyscript_db.errors import ConfigError
 from skyscript_db.etl import pipeline
 from skyscript_db.models import TINY, ModelSpec, default_tag_encoder
 
@@ -20,13 +21,30 @@ PretrainedOption = Annotated[Optional[str], typer.Option(help="Pretrained tag (e
 WorkersOption = Annotated[int, typer.Option(help="Parallel fetches.")]
 GeeOption = Annotated[Optional[str], typer.Option(help="Google Cloud project for Earth Engine.")]
 STAGE_NAMES = ", ".join(pipeline.STAGES)
+BboxOption = Annotated[Optional[str], typer.Option(
+    help="Keep the objects intersecting this box, W,S,E,N in degrees.")]
+GeometryOption = Annotated[Optional[str], typer.Option(
+    help="Keep the objects intersecting this area: WKT, GeoJSON, or a file holding either.")]
+TagsFilterOption = Annotated[Optional[str], typer.Option(
+    help='Keep objects by tag, QuackOSM\'s JSON: \'{"building": true, "amenity": ["parking"], '
+         '"highway": false}\'; * is a wildcard.')]
+
+
+def ingest_config(bbox: str | None, geometry: str | None,
+                  tags_filter: str | None) -> IngestConfig:
+    if bbox and geometry:
+        raise ConfigError("give --bbox or --geometry, not both")
+    return IngestConfig(clip=bbox or geometry, tags_filter=tags_filter)
 
 
 def build(
-    pbf: Annotated[Optional[Path], typer.Argument(
-        help="OpenStreetMap extract (.osm.pbf); default: the one the database was built from, "
-             f"else {pipeline.DEFAULT_PBF}.")] = None,
+    pbf: Annotated[Optional[list[str]], typer.Argument(
+        help="OpenStreetMap extracts (.osm.pbf paths or http(s) URLs); default: the ones the "
+             f"database was built from, else {pipeline.DEFAULT_PBF}.")] = None,
     db: DbOption = DEFAULT_DB,
+    bbox: BboxOption = None,
+    geometry: GeometryOption = None,
+    tags_filter: TagsFilterOption = None,
     seed: Annotated[int, typer.Option(help="Build seed; each stage derives its own.")]
     = BuildConfig.seed,
     cells: Annotated[Optional[int], typer.Option(help="Grid cells to draw (default: --fraction "
@@ -76,17 +94,22 @@ def build(
                          tag_encoder=tag_encoder or default_tag_encoder(spec),
                          benchmark_classes=benchmark_classes,
                          benchmark_per_class=benchmark_per_class)
-    options = Options(pbf=pbf, build=config,
+    options = Options(pbf=tuple(pbf or ()), ingest=ingest_config(bbox, geometry, tags_filter),
+                      build=config,
                       fetch=FetchConfig(workers=workers, gee_project=gee_project),
                       embed=EmbedConfig(spec))
     _run(db, options, pipeline.build_names(fetch, embed), only=only, from_stage=from_stage,
          force=force)
 
 
-def ingest(pbf: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm.pbf).")],
-           db: DbOption = DEFAULT_DB) -> None:
-    """Read PBF into osm_objects, osm_tags, osm_rejects and build_info (replacing earlier ones)."""
-    _run(db, Options(pbf=pbf), ["ingest"], only="ingest")
+def ingest(pbf: Annotated[list[str], typer.Argument(
+               help="OpenStreetMap extracts (.osm.pbf paths or http(s) URLs).")],
+           db: DbOption = DEFAULT_DB, bbox: BboxOption = None, geometry: GeometryOption = None,
+           tags_filter: TagsFilterOption = None) -> None:
+    """Read PBF files into osm_objects, osm_tags, osm_rejects and build_info (replacing earlier
+    ones); objects in several files keep their newest version."""
+    options = Options(pbf=tuple(pbf), ingest=ingest_config(bbox, geometry, tags_filter))
+    _run(db, options, ["ingest"], only="ingest")
 
 
 def fetch_images(

@@ -36,6 +36,7 @@ test: venv
 # QUACKOSM_PYTHON=/path/to/python (one that has quackosm) adds QuackOSM to the ingest comparison.
 bench: venv
 	$(BIN)/python bench/ingest.py $(if $(QUACKOSM_PYTHON),--quackosm-python $(QUACKOSM_PYTHON))
+	$(BIN)/python bench/clip.py
 	$(BIN)/python bench/sql.py
 	$(BIN)/python bench/imagery.py
 	$(BIN)/python bench/retrieval.py

@@ -15,13 +15,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import osmium
-from osmium.osm import NODE, RELATION, WAY
-from osmium.osm.mutable import Node, Relation, Way
-
 import skyscript_db
 from skyscript_db.etl.pipeline import METHOD, build
 from skyscript_db.etl.sql_stage import SqlStage
+
+from copies import write_copies  # bench/copies.py
 
 # tag_visibility runs models: its own bench
 STAGE_NAMES = tuple(s.name for s in METHOD if isinstance(s, SqlStage))
@@ -29,29 +27,6 @@ STAGE_NAMES = tuple(s.name for s in METHOD if isinstance(s, SqlStage))
 ROOT = Path(__file__).resolve().parents[1]
 ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
 RESULTS = ROOT / "bench" / "results" / "sql.md"
-ID_OFFSET = 100_000_000_000  # above every real OSM id
-SHIFT_DEG = 1.0
-
-
-def write_doubled(source: Path, target: Path) -> Path:
-    """source, then its twin, type by type (a PBF must hold nodes, then ways, then relations)."""
-    with osmium.SimpleWriter(str(target)) as writer:
-        for entity in (NODE, WAY, RELATION):
-            for twin in (False, True):
-                for obj in osmium.FileProcessor(str(source), entity):
-                    writer.add(_twin(obj) if twin else obj)
-    return target
-
-
-def _twin(obj):
-    new_id = obj.id + ID_OFFSET
-    if obj.is_node():
-        loc = obj.location
-        return Node(base=obj, id=new_id, location=(loc.lon + SHIFT_DEG, loc.lat))
-    if obj.is_way():
-        return Way(base=obj, id=new_id, nodes=[n.ref + ID_OFFSET for n in obj.nodes])
-    members = [(m.type, m.ref + ID_OFFSET, m.role) for m in obj.members]
-    return Relation(base=obj, id=new_id, members=members)
 
 
 def time_stages(pbf: Path, repeat: int) -> tuple[dict[str, list[float]], dict[str, tuple], int]:
@@ -79,7 +54,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        doubled = write_doubled(ELEVEN, Path(tmp) / "doubled.osm.pbf")
+        doubled = write_copies(ELEVEN, Path(tmp) / "doubled.osm.pbf", 2)
         runs = {"eleven extracts": time_stages(ELEVEN, args.repeat),
                 "doubled (eleven + shifted twin)": time_stages(doubled, args.repeat)}
     lines = [

@@ -9,6 +9,7 @@ final name, so the cache never holds a partial or corrupt extract under a name a
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -59,7 +60,7 @@ def fetch(url: str, on_progress: Callable[[int, int | None], None] | None = None
         try:
             _download(url, partial, on_progress)
             break
-        except (urllib.error.URLError, OSError) as e:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             if isinstance(e, urllib.error.HTTPError) and e.code < 500:
                 raise InputError(f"{url}: HTTP {e.code} {e.reason}") from e
             if attempt == ATTEMPTS:
@@ -97,7 +98,7 @@ def _check_md5(url: str, partial: Path) -> None:
     try:
         with urllib.request.urlopen(url + ".md5", timeout=TIMEOUT_S) as answer:
             published = answer.read(4096).decode("ascii", "replace")
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, http.client.HTTPException, OSError):
         log.info("%s: no .md5 published beside it; not checked", url)
         return
     match = _MD5.match(published.strip())

@@ -172,8 +172,12 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
             read_counts["clipped_ways_relations"] = q["clip_unplaced"].run(con).fetchone()[0]
         if len(files) > 1:
             read_counts["duplicates_dropped"] = _keep_newest(con, files)
-        for name in ("points", "point_tags", "classify", "objects", "tags", "rejects",
-                     "area_rules"):
+        for name in ("points", "point_tags", "classify"):
+            q[name].run(con)
+        if clip:
+            read_counts["clipped_ways_relations"] += q["clip_objects"].run(
+                con, clip=clip.wkt).fetchone()[0]
+        for name in ("objects", "tags", "rejects", "area_rules"):
             q[name].run(con)
     counts = q["counts"].row(con)
     q["drop_staging"].run(con)

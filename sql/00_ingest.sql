@@ -95,9 +95,11 @@ create or replace temp table ingest_geometries (
 );
 
 -- name: load_geometries
--- One file's geometries of the elements kept so far, those intersecting the clip (an element
--- whose geometry could not be built cannot be placed, so a clip drops it). Parsing and validity
--- checks run here, on DuckDB's threads, while pyosmium builds the next batch.
+-- One file's geometries of the elements kept so far; with a clip, those touching its bounding
+-- box (the exact test waits until each element's geometry is chosen: a closed way's ring may miss
+-- the clip where its area covers it). An element whose geometry could not be built cannot be
+-- placed, so a clip drops it. Parsing and validity checks run here, on DuckDB's threads, while
+-- pyosmium builds the next batch.
 insert into ingest_geometries
 with
 parsed as (
@@ -116,8 +118,7 @@ kept as (
         using (osm_type, osm_id)
     where $clip::varchar is null
         or (st_xmax(geom) >= $west and st_xmin(geom) <= $east
-            and st_ymax(geom) >= $south and st_ymin(geom) <= $north
-            and st_intersects(geom, st_geomfromtext($clip)))
+            and st_ymax(geom) >= $south and st_ymin(geom) <= $north)
 )
 select
     $file,
@@ -131,7 +132,7 @@ select
 from kept;
 
 -- name: clip_unplaced
--- With a clip: ways and relations with no geometry inside it go (nodes went as they were read).
+-- With a clip: ways and relations with no geometry near it go (nodes went as they were read).
 delete from ingest_elements as e
 where e.osm_type <> 'node'
     and not exists (
@@ -257,6 +258,12 @@ final as (
     from built
 )
 select * from final;
+
+-- name: clip_objects
+-- With a clip: what does not intersect it goes, rejects without a geometry included (they
+-- cannot be placed). Returns how many.
+delete from ingest_classified
+where geom is null or not st_intersects(geom, st_geomfromtext($clip));
 
 -- name: objects
 insert into osm_objects

@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that answers Range requests, logs them, and can misbehave.
 
 The first path segment picks the behaviour: /ok/<file> serves normally, /fail500/ answers 500,
-/slow/ waits `slow_s` before answering, /drop/ sends the headers and half the body, then closes.
+/slow/ waits `slow_s` before answering, /drop/ sends the headers and half the body, then closes;
+/dropfirst/ does that to the first request of each path only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class RangeServer:
     slow_s: float = 3.0
     log: list[Hit] = field(default_factory=list)  # answered requests
     arrivals: Counter = field(default_factory=Counter)  # every request, counted as it arrives
+    dropped: set = field(default_factory=set)  # paths /dropfirst/ has cut short
 
     def __enter__(self) -> "RangeServer":
         server = self
@@ -63,7 +65,8 @@ class RangeServer:
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.end_headers()
-                if mode == "drop":
+                if mode == "drop" or (mode == "dropfirst" and self.path not in server.dropped):
+                    server.dropped.add(self.path)
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.connection.shutdown(2)  # the peer sees the transfer cut short

@@ -9,17 +9,22 @@ from osmium.osm.mutable import Node, Relation, Way
 
 
 def write_pbf(path: Path, nodes: dict[int, tuple[float, float]], ways: list[tuple],
-              relations: list[tuple] = (), node_tags: dict[int, dict] | None = None) -> Path:
-    """nodes: id -> (lon, lat); ways: (id, [node ids], tags); relations: (id, [(type, id, role)], tags)."""
+              relations: list[tuple] = (), node_tags: dict[int, dict] | None = None,
+              versions: dict[tuple[str, int], int] | None = None) -> Path:
+    """nodes: id -> (lon, lat); ways: (id, [node ids], tags); relations: (id, [(type, id, role)], tags);
+    versions: ('n' | 'w' | 'r', id) -> version (default 1)."""
     node_tags = node_tags or {}
+    versions = versions or {}
     with osmium.SimpleWriter(str(path)) as writer:
         for node_id, (lon, lat) in sorted(nodes.items()):
             writer.add_node(Node(id=node_id, location=(lon, lat), tags=node_tags.get(node_id, {}),
-                                 version=1))
+                                 version=versions.get(("n", node_id), 1)))
         for way_id, refs, tags in ways:
-            writer.add_way(Way(id=way_id, nodes=refs, tags=tags, version=1))
+            writer.add_way(Way(id=way_id, nodes=refs, tags=tags,
+                               version=versions.get(("w", way_id), 1)))
         for rel_id, members, tags in relations:
-            writer.add_relation(Relation(id=rel_id, members=members, tags=tags, version=1))
+            writer.add_relation(Relation(id=rel_id, members=members, tags=tags,
+                                         version=versions.get(("r", rel_id), 1)))
     return path
 
 

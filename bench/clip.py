@@ -1,0 +1,102 @@
+"""Clip benchmark: a city-sized box (Vaduz, Liechtenstein) out of eight shifted copies of the
+eleven extracts (bench/copies.py), three ways, each a whole `skyscript-db ingest` process timed
+from start to exit (the process start, about 1.5 s of imports, is in every figure):
+
+- the full ingest of the ×8 file (everything kept);
+- `skyscript-db ingest ×8 --bbox …` (the clip applied while reading);
+- `osmium extract -b … ×8 -o city.pbf` (Debian's osmium-tool, C++), then ingest of city.pbf.
+
+Writes a section into bench/results/ingest.md (after the marker line) and prints it.
+Usage: python bench/clip.py [--repeat 3] [--copies 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import skyscript_db
+
+from copies import write_copies  # bench/copies.py
+
+ROOT = Path(__file__).resolve().parents[1]
+ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
+RESULTS = ROOT / "bench" / "results" / "ingest.md"
+MARKER = "## Clipping a city out of a big file"
+VADUZ = "9.49,47.12,9.55,47.17"
+CLI = [sys.executable, "-m", "skyscript_db", "-q"]
+
+
+def timed(*commands: list[str]) -> float:
+    started = time.perf_counter()
+    for command in commands:
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - started
+
+
+def objects(db: Path) -> int:
+    with skyscript_db.connect(db, read_only=True) as con:
+        return con.execute("select count(*) from osm_objects").fetchone()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=8)
+    args = parser.parse_args()
+    osmium_tool = shutil.which("osmium")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        big = write_copies(ELEVEN, folder / f"x{args.copies}.osm.pbf", args.copies)
+        ways = {
+            "full ingest (no clip)": lambda db: [[*CLI, "ingest", str(big), "--db", str(db)]],
+            f"ingest --bbox {VADUZ}": lambda db: [[*CLI, "ingest", str(big), "--bbox", VADUZ,
+                                                   "--db", str(db)]],
+        }
+        if osmium_tool:
+            city = folder / "city.osm.pbf"
+            ways[f"osmium extract -b {VADUZ}, then ingest"] = lambda db: [
+                [osmium_tool, "extract", "-b", VADUZ, str(big), "-o", str(city), "-O"],
+                [*CLI, "ingest", str(city), "--db", str(db)]]
+        rows = []
+        for name, commands in ways.items():
+            seconds, kept = [], 0
+            for i in range(args.repeat):
+                db = folder / f"run{i}.duckdb"
+                db.unlink(missing_ok=True)
+                seconds.append(timed(*commands(db)))
+                kept = objects(db)
+            rows.append((name, statistics.median(seconds), kept))
+        size_mb = big.stat().st_size / 1e6
+    full = rows[0][1]
+    lines = [
+        MARKER,
+        "",
+        f"Run {datetime.date.today()} by `python bench/clip.py` on {os.cpu_count()} cores: a "
+        f"city-sized box (Vaduz, {VADUZ}) out of {args.copies} shifted copies of the eleven "
+        f"extracts ({size_mb:.1f} MB). Whole processes, start to exit (imports included), "
+        f"median of {args.repeat}.",
+        "",
+        "| way | seconds | objects kept | × full ingest |",
+        "|---|---|---|---|",
+        *(f"| {name} | {s:.2f} | {kept:,} | {s / full:.2f} |" for name, s, kept in rows),
+        "",
+    ]
+    if not osmium_tool:
+        lines += ["(`osmium` not found: `apt-get install osmium-tool` adds the osmium extract "
+                  "row.)", ""]
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    RESULTS.write_text(text.split(MARKER)[0].rstrip() + "\n\n" + "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

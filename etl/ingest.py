@@ -138,35 +138,18 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
     area = {"clip": where.pop("wkt"), **where}
     rules = tag_rules(config.tags_filter) if config.tags_filter else []
     timings: dict[str, float] = {}
-    done, expected, read_counts = 0, 0, {"elements": 0, "tag_filtered": 0}
-
-    def progress(n: int) -> None:
-        nonlocal done
-        done += n
-        if on_progress:
-            on_progress(done, max(done, expected) or None)
-
+    read_counts = {"elements": 0, "tag_filtered": 0}
+    progress = _Progress(on_progress)
     for name in ("create_elements", "create_geometries", "create_tag_rules"):
         q[name].run(con)
     if rules:
         con.executemany(q["insert_tag_rule"].text, [asdict(r) for r in rules])
     q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
     for number, source in enumerate(files):
-        with (_timed(timings, "read_s"), _input_errors(source.path),
-              osm.GeometryStream(source.path, location_index=location_index,
-                                 on_progress=progress) as stream):
-            # pyosmium builds geometries in its own thread from here on, while DuckDB reads tags.
-            q["read_elements"].run(con, file=number, path=str(source.path), **area)
-            counts = q["file_counts"].row(con, file=number)
-            expected += counts["geometries"]
-            read_counts["elements"] += counts["elements"]
-            if rules:
-                read_counts["tag_filtered"] += q["tag_filter"].run(con, file=number).fetchone()[0]
-            con.register("geometry_stream", stream.reader)
-            try:
-                q["load_geometries"].run(con, file=number, **area)
-            finally:
-                con.unregister("geometry_stream")
+        with _timed(timings, "read_s"):
+            counts = _read_file(con, number, source, area, rules, location_index, progress)
+        read_counts["elements"] += counts["elements"]
+        read_counts["tag_filtered"] += counts["tag_filtered"]
     with _timed(timings, "assemble_s"):
         if clip:
             read_counts["clipped_ways_relations"] = q["clip_unplaced"].run(con).fetchone()[0]
@@ -189,6 +172,39 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
              read_counts["tag_filtered"], objects, counts["rejects"])
     return StageResult(rows_in=read_counts["elements"], rows_out=objects,
                        info={**read_counts, **counts, **timings})
+
+
+class _Progress:
+    """Geometries built so far, against the ways and relations read so far (an estimate)."""
+
+    def __init__(self, report: ProgressCallback | None) -> None:
+        self.report, self.done, self.expected = report, 0, 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.report:
+            self.report(self.done, max(self.done, self.expected) or None)
+
+
+def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area: dict[str, Any],
+               rules: list, location_index: str, progress: _Progress) -> dict[str, int]:
+    """One file's kept elements and geometries into the staging tables; returns its counts."""
+    q = queries.load(SQL)
+    with (_input_errors(source.path),
+          osm.GeometryStream(source.path, location_index=location_index,
+                             on_progress=progress) as stream):
+        # pyosmium builds geometries in its own thread from here on, while DuckDB reads tags.
+        q["read_elements"].run(con, file=number, path=str(source.path), **area)
+        counts = q["file_counts"].row(con, file=number)
+        progress.expected += counts["geometries"]
+        counts["tag_filtered"] = q["tag_filter"].run(con, file=number).fetchone()[0] \
+            if rules else 0
+        con.register("geometry_stream", stream.reader)
+        try:
+            q["load_geometries"].run(con, file=number, **area)
+        finally:
+            con.unregister("geometry_stream")
+    return counts
 
 
 def _keep_newest(con: duckdb.DuckDBPyConnection, files: list[Source]) -> int:
@@ -262,7 +278,7 @@ def _version(dist: str) -> str:
 def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
-    timings[key] = round(time.perf_counter() - start, 3)
+    timings[key] = round(timings.get(key, 0) + time.perf_counter() - start, 3)
 
 
 @contextmanager

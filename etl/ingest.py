@@ -100,7 +100,7 @@ class IngestStage:
                 recorded[file] = sha256_of(source.path)
             checksums.append(recorded[file])
         rules = queries.sql_text(f"seeds/{AREA_RULES}")
-        return fingerprint(checksums, _selection(options.ingest), rules,
+        return fingerprint(checksums, selection(options.ingest), rules,
                            _version("skyscript-db"))
 
     def run(self, ctx: Context, options: Options) -> StageResult:
@@ -119,7 +119,7 @@ def sources(options: Options, on_progress: Callable[[int, int | None], None] | N
                    if download.is_url(str(given)) else Path(given)) for given in options.pbf]
 
 
-def _selection(config: IngestConfig) -> dict[str, Any]:
+def selection(config: IngestConfig) -> dict[str, Any]:
     """The clip and tag filter, parsed: bad ones fail here, before anything is read."""
     return {"clip": clip_area(config.clip).wkt if config.clip else None,
             "tags_filter": [asdict(r) for r in tag_rules(config.tags_filter)]

@@ -28,7 +28,7 @@ from skyscript_db.etl.embeddings import EmbedStage
 from skyscript_db.etl.export import ExportStage
 from skyscript_db.etl.fetch import FetchStage
 from skyscript_db.etl.index import IndexStage
-from skyscript_db.etl.ingest import IngestStage, check_pbf, recorded_sources
+from skyscript_db.etl.ingest import IngestStage, check_pbf, recorded_sources, selection
 from skyscript_db.etl.register import registered_state
 from skyscript_db.etl.sql_stage import SqlStage
 from skyscript_db.etl.stage import (Context, Stage, StageResult, fingerprint, last_fingerprint,
@@ -114,9 +114,13 @@ def run(db: str | Path, options: Options, names: Sequence[str], *, only: str | N
     if stages[0].name != "ingest" and not paths.db.exists():
         raise DatabaseError(f"{paths.db}: no such database; build it first with "
                             "`skyscript-db build`")
-    if stages[0].name == "ingest":
+    if stages[0].name == "ingest":  # URLs downloaded into the cache now, files checked
+        selection(options.ingest)
+        report = (lambda d, t: on_progress("download", d, t)) if on_progress else None
         for given in options.pbf:
-            if not download.is_url(given):
+            if download.is_url(given):
+                download.fetch(given, report)
+            else:
                 check_pbf(Path(given))
     paths.db.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, StageResult] = {}

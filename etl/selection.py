@@ -36,10 +36,9 @@ def clip_area(text: str) -> Clip:
     q = queries.load("00_ingest.sql")
     with connect(None) as con:
         try:
-            if text.lstrip().startswith("{"):
-                row = q["clip_from_geojson"].row(con, geojson=_geojson_geometries(source, text))
-            else:
-                row = q["clip_from_wkt"].row(con, wkt=text)
+            geojson = text.lstrip().startswith("{")
+            row = q["clip_area"].row(con, wkt=None if geojson else text,
+                                     geojson=_geojson_geometries(source, text) if geojson else [])
         except duckdb.Error as e:  # DuckDB's parse errors, as one line naming the input
             raise ConfigError(f"clip {_short(source)}: not WKT, GeoJSON or W,S,E,N "
                               f"({str(e).strip().splitlines()[0]})") from e

@@ -307,22 +307,16 @@ drop table if exists ingest_tag_rules;
 drop table if exists ingest_versions;
 drop table if exists ingest_older;
 
--- name: clip_from_wkt
--- A clip area given as WKT, with what ingest checks and binds (etl/selection.py).
-with area as (select st_geomfromtext($wkt) as geom)
-select
-    st_astext(geom) as wkt,
-    st_geometrytype(geom)::varchar as kind,
-    st_isvalid(geom) as valid,
-    st_xmin(geom) as west,
-    st_ymin(geom) as south,
-    st_xmax(geom) as east,
-    st_ymax(geom) as north
-from area;
-
--- name: clip_from_geojson
--- A clip area given as GeoJSON geometries: their union.
-with area as (select st_union_agg(st_geomfromgeojson(g)) as geom from unnest($geojson) as t(g))
+-- name: clip_area
+-- A clip area given as WKT ($wkt) or as GeoJSON geometries ($geojson, their union), with what
+-- ingest checks and binds (etl/selection.py).
+with area as (
+    select if(
+        $wkt::varchar is null,
+        (select st_union_agg(st_geomfromgeojson(g)) from unnest($geojson::varchar[]) as t(g)),
+        st_geomfromtext($wkt)
+    ) as geom
+)
 select
     st_astext(geom) as wkt,
     st_geometrytype(geom)::varchar as kind,

@@ -55,7 +55,7 @@ METHOD: tuple[Stage, ...] = (
              config_fields=("benchmark_classes", "benchmark_per_class"), seeded=True),
     SqlStage("image_requests", "60_image_requests.sql", ("benchmark",), seeded=True),
     SqlStage("captions", captions.SQL_FILE, ("image_requests",), captions.SEEDS,
-             ("max_surrounding",)),
+             ("max_surrounding", "caption_language", "caption_max_chars")),
 )
 FETCH: tuple[Stage, ...] = (FetchStage(),)
 EMBED: tuple[Stage, ...] = (EmbedStage(), IndexStage())

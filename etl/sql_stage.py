@@ -48,7 +48,7 @@ class SqlStage:
         """Changes with the SQL, the seed files, the parameters and the `state`."""
         config = options.build
         texts = [queries.sql_text(self.file), queries.sql_text("macros.sql")]
-        texts += [queries.sql_text(f"seeds/{file}") for file in self.seeds.values()]
+        texts += [queries.seed_digest(file) for file in self.seeds.values()]
         config_params = {f: getattr(config, f) for f in self.config_fields}
         seed = config.stage_seed(self.name) if self.seeded else None
         state = self.state(ctx.con) if self.state else None

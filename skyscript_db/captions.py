@@ -3,39 +3,69 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import duckdb
 
 from skyscript_db import queries
 from skyscript_db.errors import InputError
 
-# The captions stage's SQL file and the seed tables it reads (parameter -> file); the stage in
+# The captions stage's SQL file and the seed files it reads (parameter -> file); the stage in
 # etl/pipeline.py runs the same file with the same seeds.
 SQL_FILE = "70_captions.sql"
-SEEDS = {"renames_csv": "caption_renames.csv", "styles_csv": "caption_key_styles.csv"}
+SEEDS = {
+    "renames_csv": "caption_renames.csv",
+    "styles_csv": "caption_key_styles.csv",
+    "languages_csv": "caption_languages.csv",
+    "presets_csv": "id_presets/presets.csv",
+    "preset_tags_csv": "id_presets/preset_tags.csv",
+    "fields_csv": "id_presets/fields.csv",
+    "names_parquet": "id_presets/names.parquet",
+    "labels_parquet": "id_presets/field_labels.parquet",
+    "options_parquet": "id_presets/field_options.parquet",
+}
+# The sections that turn caption_input into captions (the stage's others read the database).
+FROM_INPUT = ("load_renames", "load_styles", "lang_rank", "check_language", "load_language",
+              "load_presets", "load_preset_tags", "load_fields", "load_field_options",
+              "tag_phrases", "captions", "object_presets", "natural_objects", "natural_captions")
+Tags = Mapping[str, str]
 
 
-def caption(center_tags: Mapping[str, str],
-            surrounding: Iterable[Mapping[str, str]] = ()) -> tuple[str, str]:
-    """(title, title_multi_objects) for an object's tags and, in order, its surrounding objects'.
+class Captions(NamedTuple):
+    title: str
+    title_multi_objects: str
+    title_natural: str
+    title_multi_objects_natural: str
 
-    The tags are taken as already filtered for visibility (the stage drops invisible ones first).
 
-    >>> caption({"amenity": "fountain"}, [{"natural": "tree"}, {"highway": "footway"}])
+def caption(center_tags: Tags, surrounding: Iterable[Tags] = (), *, kind: str = "polygon",
+            language: str = "en", max_chars: int = 300) -> Captions:
+    """The four captions of an object's tags and, nearest first, its surrounding objects'.
+
+    The tags are taken as already filtered for visibility (the stage drops invisible ones first);
+    `kind` is every object's geometry ('point', 'line' or 'polygon'), which presets depend on.
+
+    >>> caption({"amenity": "fountain"}, [{"natural": "tree"}, {"highway": "footway"}])[:2]
     ('amenity of fountain', 'amenity of fountain, surrounded by natural tree; road of footway')
+    >>> caption({"leisure": "pitch", "sport": "tennis", "surface": "clay"}).title_natural
+    'Tennis Court with clay surface'
     """
     if not center_tags:
         raise InputError("center_tags is empty: an object with no visible tag is not described")
-    objects = [center_tags, *surrounding]
-    rows = [(0, rank, pos, key, value)
-            for rank, tags in enumerate(objects)
+    rows = [(0, rank, pos, key, value, kind, float(rank), 0.0)
+            for rank, tags in enumerate([center_tags, *surrounding])
             for pos, (key, value) in enumerate(tags.items(), start=1)]
+    params = {name: queries.seed_path(seed) for name, seed in SEEDS.items()}
+    params |= {"caption_language": language, "caption_max_chars": max_chars}
     sections = queries.load(SQL_FILE)
     with duckdb.connect() as con:
-        for name, (param, seed) in zip(("load_renames", "load_styles"), SEEDS.items()):
-            sections[name].run(con, **{param: queries.seed_path(seed)})
         con.execute("create temp table caption_input (pair_id bigint, rank integer, "
-                    "tag_pos integer, key varchar, value varchar)")
-        con.executemany("insert into caption_input values (?, ?, ?, ?, ?)", rows)
-        sections["captions"].run(con)
-        return con.execute("select title, title_multi_objects from captions").fetchone()
+                    "tag_pos integer, key varchar, value varchar, kind varchar, dist double, "
+                    "size double)")
+        con.executemany("insert into caption_input values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        for name in FROM_INPUT:
+            query = sections[name]
+            query.run(con, **{p: params[p] for p in query.params})
+        return Captions(*con.execute(
+            "select title, title_multi_objects, title_natural, title_multi_objects_natural "
+            "from captions").fetchone())

@@ -25,6 +25,9 @@ class BuildConfig:
     rare_threshold: a visible tag with fewer selected objects than this is targeted.
     rare_cap: at most this many objects are added per targeted tag.
     max_surrounding: surrounding objects named in a multi-object caption.
+    caption_language: the language of the natural captions (any of the iD tagging schema's,
+        e.g. 'de', 'pt-BR'). caption_max_chars: their multi-object caption's length cap (CLIP
+        reads 77 tokens, about 300 characters of English).
     imagery: 'render' (SYNTHETIC stand-ins drawn from OSM: the default, so that a build with no
         options runs offline) or 'catalog' (the Earth Engine collections of the method, which
         need an account); registered local and STAC imagery is used either way.
@@ -40,6 +43,8 @@ class BuildConfig:
     rare_threshold: int = 20
     rare_cap: int = 200
     max_surrounding: int = 10
+    caption_language: str = "en"
+    caption_max_chars: int = 300
     imagery: str = "render"
     tag_encoder: str = "minilm"
     benchmark_classes: int = 0
@@ -57,6 +62,8 @@ class BuildConfig:
         for name in ("rare_threshold", "rare_cap", "max_surrounding", "benchmark_classes"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.caption_max_chars < 20:
+            problems.append(f"caption_max_chars must be at least 20, got {self.caption_max_chars}")
         if self.imagery not in ("catalog", "render"):
             problems.append(f"imagery must be 'catalog' or 'render', got {self.imagery!r}")
         if self.tag_encoder != "minilm" and not self.tag_encoder.startswith("open_clip:"):

@@ -6,6 +6,8 @@ statement with DuckDB `$param` bind parameters. Values are always bound, never s
 
 from __future__ import annotations
 
+import hashlib
+
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,8 +84,14 @@ def sql_text(relative: str) -> str:
 
 
 def seed_path(name: str) -> str:
-    """A filesystem path to a seed CSV, for DuckDB's read_csv."""
+    """A filesystem path to a seed file (CSV or Parquet), for DuckDB's readers."""
     return str(resources.files("skyscript_db._sql.seeds").joinpath(name))
+
+
+def seed_digest(name: str) -> str:
+    """A hash of a seed file's bytes: what a stage's fingerprint follows."""
+    data = resources.files("skyscript_db._sql.seeds").joinpath(name).read_bytes()
+    return hashlib.sha256(data).hexdigest()
 
 
 def create_macros(con: duckdb.DuckDBPyConnection) -> None:

@@ -10,8 +10,23 @@
 --   title: the centre object's phrases joined by ', '. title_multi_objects: each object as its
 --   first phrase, then ' with ' and the others joined by ' and '; the centre first, then
 --   ', surrounded by ' and the surrounding objects joined by '; '.
--- The `captions` section reads temp table caption_input(pair_id, rank, tag_pos, key, value)
--- (rank 0 = centre), so skyscript_db.caption() runs the very same SQL on tags given in Python.
+--   Natural captions (title_natural, title_multi_objects_natural) use the OSM community's own names
+--   for tag combinations, the iD editor's tagging schema (seeds id_presets/, `make seeds`), in
+--   $caption_language (falling back to its base language, then English):
+--   - each object's preset is iD's match among its visible tags: every tag of the preset present
+--     (value '*' = any, but a preset of only '*' values names no value other than 'yes'), the
+--     object's geometry among the preset's (a polygon is iD's area, a point also its vertex), the highest score (a tag
+--     matched exactly counts the preset's match_score, a '*' half of it, and so does each of its
+--     addTags present; ties: more tags, then id);
+--   - the object is said as the preset's name, then 'with' its other visible tags as field phrases
+--     ("clay surface", "2 lanes"); a tag with no field, and an object with no preset, keep the
+--     paper's phrase;
+--   - surrounding objects are said by name only, identical names once with their count ("Scrub
+--     ×5"), nearest first (then largest), as many as fit in $caption_max_chars.
+--   caption_languages.csv gives the connecting words per language ('*': punctuation only).
+-- The caption sections read temp table caption_input(pair_id, rank, tag_pos, key, value, kind,
+-- dist, size) (rank 0 = centre), so skyscript_db.caption() runs the very same SQL on tags given
+-- in Python.
 
 -- name: load_renames
 create or replace table caption_renames as
@@ -22,6 +37,79 @@ select * from read_csv($renames_csv, header = true,
 create or replace table caption_key_styles as
 select * from read_csv($styles_csv, header = true,
                        columns = {'key': 'varchar', 'style': 'varchar', 'primary_rank': 'integer'});
+
+-- name: lang_rank
+-- How well a translation's language serves the wanted one: itself 0, its base language 1 (de for
+-- de-AT), English 2, else null (not used).
+create or replace temp macro lang_rank(lang, wanted) as
+    case lang when wanted then 0 when split_part(wanted, '-', 1) then 1 when 'en' then 2 end;
+
+-- name: check_language
+select error('caption_language ' || $caption_language || ' is not in the iD tagging schema; '
+             || 'it has: ' || (select string_agg(distinct lang, ' ' order by lang)
+                               from read_parquet($names_parquet)))
+where not exists (select 1 from read_parquet($names_parquet)
+                  where lang_rank(lang, $caption_language) < 2);
+
+-- name: load_language
+-- The wanted language's row, else its base language's, else '*'.
+create or replace table caption_language as
+select * exclude (lang), $caption_language::varchar as lang
+from (
+    select * from read_csv($languages_csv, header = true, all_varchar = true)
+    where coalesce(lang_rank(lang, $caption_language), 3) < 2 or lang = '*'
+    order by coalesce(lang_rank(lang, $caption_language), 3)
+    limit 1
+);
+
+-- name: load_presets
+create or replace table caption_presets as
+with
+presets as (
+    select * from read_csv($presets_csv, header = true, columns = {
+        'preset_id': 'varchar', 'geometry': 'varchar', 'match_score': 'double'})
+),
+tags as (
+    select preset_id, count(*) filter (where required) as n_tags
+    from read_csv($preset_tags_csv, header = true)
+    group by preset_id
+),
+names as (
+    select preset_id, arg_min(name, lang_rank(lang, $caption_language)) as name
+    from read_parquet($names_parquet)
+    where lang_rank(lang, $caption_language) is not null
+    group by preset_id
+)
+select p.preset_id, string_split(p.geometry, ' ') as geometry, p.match_score, t.n_tags, n.name
+from presets as p
+join tags as t using (preset_id)
+join names as n using (preset_id);
+
+-- name: load_preset_tags
+create or replace table caption_preset_tags as
+select *
+from read_csv($preset_tags_csv, header = true, columns = {
+    'preset_id': 'varchar', 'key': 'varchar', 'value': 'varchar', 'required': 'boolean'})
+semi join caption_presets using (preset_id);
+
+-- name: load_fields
+create or replace table caption_fields as
+with labels as (
+    select key, arg_min(label, lang_rank(lang, $caption_language)) as label
+    from read_parquet($labels_parquet)
+    where lang_rank(lang, $caption_language) is not null
+    group by key
+)
+select f.key, f.type, l.label
+from read_csv($fields_csv, header = true, all_varchar = true) as f
+join labels as l using (key);
+
+-- name: load_field_options
+create or replace table caption_field_options as
+select key, value, arg_min(label, lang_rank(lang, $caption_language)) as label
+from read_parquet($options_parquet)
+where lang_rank(lang, $caption_language) is not null
+group by key, value;
 
 -- name: caption_hits
 -- Objects inside each image, in a statement of their own: with any other condition beside
@@ -61,6 +149,7 @@ around as (
         h.osm_type,
         h.osm_id,
         h.gsd_m,
+        h.dist,
         row_number() over (partition by h.pair_id order by h.dist, h.osm_type, h.osm_id) as rank
     from caption_hits as h
     join object_gsd as g using (osm_type, osm_id)
@@ -68,52 +157,58 @@ around as (
     qualify rank <= $max_surrounding
 ),
 objects as (
-    select pair_id, osm_type, osm_id, gsd_m, 0 as rank from image_requests
+    select pair_id, osm_type, osm_id, gsd_m, 0 as rank, 0.0 as dist from image_requests
     union all
-    select pair_id, osm_type, osm_id, gsd_m, rank from around
+    select pair_id, osm_type, osm_id, gsd_m, rank, dist from around
 ),
 tags as (
     select
         x.pair_id,
         x.rank,
         x.gsd_m,
+        x.dist,
+        o.kind,
+        st_area(o.geom) as size,
         unnest(map_keys(o.tags)) as key,
         unnest(map_values(o.tags)) as value,
         generate_subscripts(map_keys(o.tags), 1) as tag_pos
     from objects as x
     join osm_objects as o using (osm_type, osm_id)
 )
-select t.pair_id, t.rank, t.tag_pos, t.key, t.value
+select t.pair_id, t.rank, t.tag_pos, t.key, t.value, t.kind, t.dist, t.size
 from tags as t
 join visible as v using (key, value)
 where v.max_gsd_m >= t.gsd_m
 order by t.pair_id, t.rank, t.tag_pos;
 
+-- name: tag_phrases
+-- The paper's phrase of every visible tag.
+create or replace temp table caption_tag_phrases as
+select
+    i.pair_id,
+    i.rank,
+    i.tag_pos,
+    i.key,
+    i.value,
+    s.primary_rank,
+    coalesce(kr.text, replace(replace(i.key, '_', ' '), ':', ' ')) as key_text,
+    coalesce(vr.text, replace(replace(i.value, '_', ' '), ':', ' ')) as value_text,
+    case coalesce(s.style, 'of')
+        when 'adjective' then key_text || ' ' || value_text
+        when 'is' then key_text || ' is ' || value_text
+        else key_text || ' of ' || value_text
+    end as phrase
+from caption_input as i
+left join caption_key_styles as s on s.key = i.key
+left join caption_renames as kr on kr.key = i.key and kr.value is null
+left join caption_renames as vr on vr.key = i.key and vr.value = i.value;
+
 -- name: captions
 create or replace table captions as
 with
-input as (select pair_id, rank, tag_pos, key, value from caption_input),
-tag_phrases as (
-    select
-        i.pair_id,
-        i.rank,
-        i.tag_pos,
-        s.primary_rank,
-        coalesce(kr.text, replace(replace(i.key, '_', ' '), ':', ' ')) as key_text,
-        coalesce(vr.text, replace(replace(i.value, '_', ' '), ':', ' ')) as value_text,
-        case coalesce(s.style, 'of')
-            when 'adjective' then key_text || ' ' || value_text
-            when 'is' then key_text || ' is ' || value_text
-            else key_text || ' of ' || value_text
-        end as phrase
-    from input as i
-    left join caption_key_styles as s on s.key = i.key
-    left join caption_renames as kr on kr.key = i.key and kr.value is null
-    left join caption_renames as vr on vr.key = i.key and vr.value = i.value
-),
 object_phrases as (
     select pair_id, rank, list(phrase order by primary_rank nulls last, tag_pos) as phrases
-    from tag_phrases
+    from caption_tag_phrases
     group by pair_id, rank
 ),
 objects as (
@@ -138,6 +233,145 @@ final as (
 select * from final
 order by pair_id;
 
+-- name: object_presets
+-- Each object's preset: iD's matching rule over its visible tags.
+create or replace temp table caption_object_presets as
+with
+objects as (select distinct pair_id, rank, kind from caption_input),
+hits as (
+    select
+        i.pair_id,
+        i.rank,
+        t.preset_id,
+        count(*) filter (where t.required) as n_hit,
+        sum(if(t.value = '*', 0.5, 1.0)) as weight,
+        -- a generic preset ("Highway Feature": only '*' values) would hide a specific value
+        bool_and(t.value = '*' and i.value <> 'yes') filter (where t.required) as hides_value
+    from caption_input as i
+    join caption_preset_tags as t
+        on t.key = i.key and (t.value = i.value or t.value = '*' and t.required)
+    group by all
+)
+select h.pair_id, h.rank, h.preset_id, p.name
+from hits as h
+join caption_presets as p using (preset_id)
+join objects as o using (pair_id, rank)
+where h.n_hit = p.n_tags and not h.hides_value
+    and (list_contains(p.geometry, o.kind)
+         or o.kind = 'polygon' and list_contains(p.geometry, 'area')
+         or o.kind = 'point' and list_contains(p.geometry, 'vertex'))
+qualify row_number() over (partition by h.pair_id, h.rank
+                           order by h.weight * p.match_score desc, p.n_tags desc, p.preset_id) = 1;
+
+-- name: natural_objects
+-- Each object as its head (the preset's name, else its first tag's phrase) and the phrases of
+-- its other tags: a field phrase where the schema has a field for the key, else the paper's.
+create or replace temp table caption_natural_objects as
+with
+lang as (select * from caption_language),
+said as (
+    select
+        p.pair_id,
+        p.rank,
+        p.tag_pos,
+        p.primary_rank,
+        p.phrase,
+        o.name as preset_name,
+        exists (select 1 from caption_preset_tags as t
+                where t.preset_id = o.preset_id and t.key = p.key
+                    and (t.required or t.value = p.value)) as in_preset,
+        row_number() over (partition by p.pair_id, p.rank
+                           order by p.primary_rank nulls last, p.tag_pos) = 1 as first_tag
+    from caption_tag_phrases as p
+    left join caption_object_presets as o using (pair_id, rank)
+),
+field_phrases as (
+    select
+        i.pair_id,
+        i.rank,
+        i.tag_pos,
+        if(l.lowercase::boolean, lower(f.label), f.label) as field_text,
+        coalesce(if(l.lowercase::boolean, lower(v.label), v.label), replace(i.value, '_', ' '))
+            as value_text,
+        case
+            when i.value = 'no' and f.type like '%heck' then ''  -- an absence is not seen
+            when i.value = 'yes' then field_text
+            when contains(lower(value_text), lower(field_text)) then value_text
+            else replace(replace(l.attribute, '{label}', field_text), '{value}', value_text)
+        end as phrase
+    from caption_input as i
+    join caption_fields as f using (key)
+    left join caption_field_options as v using (key, value)
+    cross join lang as l
+),
+attributes as (
+    select
+        s.pair_id,
+        s.rank,
+        any_value(s.preset_name) as preset_name,
+        any_value(s.phrase) filter (where s.first_tag) as first_phrase,
+        list(coalesce(f.phrase, s.phrase) order by s.primary_rank nulls last, s.tag_pos)
+            filter (where not s.in_preset and (s.preset_name is not null or not s.first_tag)
+                    and coalesce(f.phrase, s.phrase) <> '') as rest
+    from said as s
+    left join field_phrases as f using (pair_id, rank, tag_pos)
+    group by s.pair_id, s.rank
+)
+select
+    a.pair_id,
+    a.rank,
+    coalesce(a.preset_name, a.first_phrase) as head,
+    if(len(a.rest) > 0,
+       replace(replace(l.described, '{head}', head), '{rest}', array_to_string(a.rest, ', ')),
+       head) as described,
+    min(i.dist) as dist,
+    max(i.size) as size
+from attributes as a
+join caption_input as i using (pair_id, rank)
+cross join caption_language as l
+group by all;
+
+-- name: natural_captions
+create or replace table captions as
+with
+around as (
+    -- identical names said once, with their count, nearest (then largest) first
+    select pair_id, head, count(*) as n, min(dist) as dist, max(size) as size
+    from caption_natural_objects
+    where rank > 0
+    group by pair_id, head
+),
+counted as (select *, head || if(n > 1, ' ×' || n, '') as text from around),
+said as (
+    -- characters used up to and including each name, with its '; '
+    select
+        *,
+        sum(length(text) + 2) over (partition by pair_id order by dist, size desc, head
+                                    rows unbounded preceding) as used
+    from counted
+),
+centre as (select pair_id, described from caption_natural_objects where rank = 0),
+spoken as (
+    select
+        c.pair_id,
+        c.described as title_natural,
+        coalesce(replace(replace(l.surrounded, '{centre}', c.described), '{around}',
+                         string_agg(s.text, '; ' order by s.dist, s.size desc, s.head)),
+                 c.described) as title_multi_objects_natural
+    from centre as c
+    cross join caption_language as l
+    left join said as s
+        -- the whole caption within the cap: centre, connecting words, names and their '; '
+        on s.pair_id = c.pair_id and length(c.described) + s.used - 2
+            + length(replace(replace(l.surrounded, '{centre}', ''), '{around}', ''))
+            <= $caption_max_chars
+    group by c.pair_id, c.described, l.surrounded
+)
+select c.*, n.title_natural, n.title_multi_objects_natural
+from captions as c
+join spoken as n using (pair_id)
+order by pair_id;
+
 -- name: drop_staging
 drop table caption_hits;
 
@@ -146,4 +380,6 @@ select
     (select count(*) from image_requests) as rows_in,
     (select count(*) from captions) as rows_out,
     (select count(distinct title) from captions) as distinct_titles,
-    (select count(distinct title_multi_objects) from captions) as distinct_multi;
+    (select count(distinct title_multi_objects) from captions) as distinct_multi,
+    (select count(distinct title_multi_objects_natural) from captions) as distinct_multi_natural,
+    (select count(*) from caption_object_presets where rank = 0) as centres_with_preset;

@@ -151,4 +151,4 @@ def test_natural_multi_object_caption_of_the_town(town_built):
     assert driveways and all(n.startswith("Driveway, surrounded by ") for n in driveways)
     said = "; ".join(natural for _, natural in rows)
     assert "Katu" not in said and "Puisto" not in said  # names are not visible
-    assert "Tennis Court" in said and "Tree" in said and "Building ×2" in said
+    assert "Residential Building" in said and "Tree" in said and "Driveway ×2" in said

@@ -30,6 +30,7 @@ from skyscript_db.etl.fetch import FetchStage
 from skyscript_db.etl.index import IndexStage
 from skyscript_db.etl.ingest import IngestStage, check_pbf, recorded_sources, selection
 from skyscript_db.etl.register import registered_state
+from skyscript_db.etl.rewrite import RewriteStage
 from skyscript_db.etl.sql_stage import SqlStage
 from skyscript_db.etl.stage import (Context, Stage, StageResult, fingerprint, last_fingerprint,
                                     record, transaction)
@@ -60,8 +61,9 @@ METHOD: tuple[Stage, ...] = (
 FETCH: tuple[Stage, ...] = (FetchStage(),)
 EMBED: tuple[Stage, ...] = (EmbedStage(), IndexStage())
 BUILD = METHOD + FETCH + EMBED
-# Stages that write files elsewhere, run only when asked (skyscript-db export, make-benchmark).
-ON_DEMAND: tuple[Stage, ...] = (ExportStage(), MakeBenchmarkStage())
+# Stages run only when asked: they write files elsewhere (skyscript-db export, make-benchmark)
+# or call a service (skyscript-db captions rewrite).
+ON_DEMAND: tuple[Stage, ...] = (ExportStage(), MakeBenchmarkStage(), RewriteStage())
 STAGES = {stage.name: stage for stage in BUILD + ON_DEMAND}
 ProgressCallback = Callable[[str, int, int | None], None]
 

@@ -172,13 +172,61 @@ class IngestConfig:
     tags_filter: str | None = None
 
 
+DEFAULT_REWRITE_PROMPT = """\
+Write one caption for an aerial image, the way a person describing the image would: one \
+sentence, plain words, at most 40 words. Use only the facts below; do not invent names, \
+colours, counts or sizes that are not given. Answer with the caption only.
+
+Ground sample distance: {gsd} m per pixel.
+Main object's OpenStreetMap tags: {tags}
+What the image shows, by common names: {names}"""
+REWRITE_PLACEHOLDERS = ("{tags}", "{names}", "{caption}", "{gsd}")
+
+
+@dataclass(frozen=True)
+class RewriteConfig:
+    """endpoint: an OpenAI-compatible API's base URL (…/v1). model: the model to ask, also the
+    name its rewrites are stored under. prompt: the template (placeholders {tags}, {names},
+    {caption}, {gsd}). concurrency: requests in flight. limit: at most this many pairs this run.
+    token_budget: stop sending once this many tokens were used (answers in flight are kept).
+    max_tokens: per answer. attempts, backoff_s, timeout_s: per request. api_key_env: the
+    environment variable holding the key (none needed for local servers)."""
+
+    endpoint: str = ""
+    model: str = ""
+    prompt: str = DEFAULT_REWRITE_PROMPT
+    concurrency: int = 4
+    limit: int | None = None
+    token_budget: int | None = None
+    max_tokens: int = 120
+    attempts: int = 5
+    backoff_s: float = 1.0
+    timeout_s: float = 60.0
+    api_key_env: str = "OPENAI_API_KEY"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.endpoint.startswith(("http://", "https://")):
+            problems.append(f"endpoint must be an http(s) URL, got {self.endpoint!r}")
+        if not self.model:
+            problems.append("model must be named")
+        if not any(p in self.prompt for p in REWRITE_PLACEHOLDERS):
+            problems.append(f"the prompt has none of the placeholders {', '.join(REWRITE_PLACEHOLDERS)}")
+        if self.concurrency < 1 or self.attempts < 1 or self.max_tokens < 1:
+            problems.append("concurrency, attempts and max_tokens must be at least 1")
+        if self.limit is not None and self.limit < 0 or (self.token_budget or 0) < 0:
+            problems.append("limit and token_budget must not be negative")
+        if problems:
+            raise ConfigError("rewrite: " + "; ".join(problems))
+
+
 @dataclass(frozen=True)
 class Options:
     """Everything one pipeline run is asked to do; each stage reads its own part.
 
     pbf: the extracts, paths or http(s) URLs (empty: the ones the database was built from, else
         the default extract); objects in several keep their newest version.
-    ingest, fetch, embed, index, export: the options of those stages.
+    ingest, fetch, embed, index, export, rewrite: the options of those stages.
     benchmark_out: where the make_benchmark stage writes the benchmark folder.
     """
 
@@ -190,3 +238,4 @@ class Options:
     index: IndexConfig = IndexConfig()
     export: ExportConfig = field(default_factory=ExportConfig)
     benchmark_out: Path | None = None
+    rewrite: RewriteConfig | None = None

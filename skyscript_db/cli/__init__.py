@@ -1,6 +1,6 @@
 """The `skyscript-db` command line: it only parses options; the work is in the library and in
 the pipeline (skyscript_db.etl.pipeline). Commands are grouped by module: build (the stages),
-tags, data (export, train, eval), query (retrieve, sql, info), imagery (registration), serve (the web page)."""
+tags, captions (rewrite), data (export, train, eval), query (retrieve, sql, info), imagery (registration), serve (the web page)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
-from skyscript_db.cli import build, data, imagery, query, serve, tags
+from skyscript_db.cli import build, captions, data, imagery, query, serve, tags
 from skyscript_db.cli.common import ErrorHandlingGroup, console
 
 app = typer.Typer(help="Build SkyScript-style image-text datasets from OpenStreetMap in one "
@@ -31,6 +31,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debu
 
 build.register(app)
 app.add_typer(tags.app, name="tags")
+captions.register(app)
 data.register(app)
 query.register(app)
 imagery.register(app)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pyarrow as pa
 from PIL import Image
 
-from skyscript_db import queries
-from skyscript_db.config import Options
+from skyscript_db import captions, queries
+from skyscript_db.config import EmbedConfig, Options
 from skyscript_db.etl.stage import Context, StageResult, fingerprint, transaction
-from skyscript_db.models import vector_lists
+from skyscript_db.models import ImageTextEncoder, vector_lists
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class EmbedStage:
             done += len(batch)
             if on_progress:
                 on_progress(done, total)
+        _embed_scored_caption(ctx, config, encoder)
         with transaction(con):
             q["settings"].run(con, model_id=model_id, score_caption=config.score_caption)
             for name in VIEW_SECTIONS:
@@ -78,6 +79,23 @@ class EmbedStage:
                  summary["rows_out"])
         return StageResult(summary["rows_in"], summary["rows_out"],
                            info=summary | {"model_id": model_id, **asdict(config)})
+
+
+def _embed_scored_caption(ctx: Context, config: EmbedConfig, encoder: ImageTextEncoder) -> None:
+    """Vectors of the scored caption when it is not one of the paper's two (which every pair
+    has already), batch by batch; a changed text is embedded again."""
+    con, q, model_id, caption = ctx.con, queries.load(SQL), config.model.model_id, \
+        config.score_caption
+    with transaction(con):
+        captions.create_caption_texts(con)
+        q["create_caption_vectors"].run(con)
+    q["caption_pending"].run(con, model_id=model_id, caption=caption)
+    for batch in q["caption_next_batch"].pages(con, config.batch):
+        table = pa.table({"pair_id": pa.array([r["pair_id"] for r in batch], pa.int64()),
+                          "vector": vector_lists(encoder.texts([r["text"] for r in batch]))})
+        con.register("caption_batch", table)
+        q["caption_insert"].run(con, model_id=model_id, caption=caption)
+        con.unregister("caption_batch")
 
 
 def _open_rgb(path: Path) -> Image.Image:

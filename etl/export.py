@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from skyscript_db import queries
+from skyscript_db.captions import create_caption_texts
 from skyscript_db.config import ExportConfig, Options
 from skyscript_db.db import has_table
 from skyscript_db.errors import ExportError
@@ -38,7 +39,8 @@ SPLITS = ("train", "validation", "test")
 # The columns of the released SkyScript CSVs first, then where the pair comes from.
 CSV_COLUMNS = ("filepath", "title", "title_multi_objects", "similarity_title",
                "similarity_title_multi_objects", "similarity_rank_pct", "pair_id",
-               "collection_code", "cell_id", "block_id", "split")
+               "collection_code", "cell_id", "block_id", "split", "title_natural",
+               "title_multi_objects_natural", "caption")
 PAGE = 2000
 
 
@@ -68,9 +70,11 @@ def export(ctx: Context, config: ExportConfig) -> dict[str, Any]:
         raise ExportError(f"{db}: no embedded pairs; run `skyscript-db embed` first")
     q = queries.load(SQL)
     queries.create_macros(con)
+    create_caption_texts(con)
     con.sql(pairs_query(config.where)).create_view("export_candidates", replace=True)
     train, validation, _ = config.fractions
-    q["export_pairs"].run(con, top_pct=config.top_pct, collection=config.collection,
+    q["export_pairs"].run(con, caption=config.caption, top_pct=config.top_pct,
+                          collection=config.collection,
                           block_cells=config.block_cells, seed=config.seed, train=train,
                           validation=validation)
     counts = {s: {"pairs": 0, "cells": 0, "blocks": 0, "shards": 0} for s in SPLITS}
@@ -152,9 +156,11 @@ def _write_split(staging: Path, split: str, rows: Iterator[dict[str, Any]],
 
 
 def _add_sample(tar: tarfile.TarFile, row: dict[str, Any]) -> None:
-    """`<key>.jpg`, `<key>.txt` (the title) and `<key>.json` (everything else), fixed headers."""
+    """`<key>.jpg`, `<key>.txt` (the chosen caption) and `<key>.json` (everything else), fixed
+    headers."""
     key = Path(row["filepath"]).stem
-    meta = {k: row[k] for k in ("pair_id", "title", "title_multi_objects", "similarity_title",
+    meta = {k: row[k] for k in ("pair_id", "title", "title_multi_objects", "title_natural",
+                                "title_multi_objects_natural", "caption", "similarity_title",
                                 "similarity_title_multi_objects", "similarity_rank_pct",
                                 "collection_code", "gsd_m", "osm_type", "osm_id", "cell_id",
                                 "block_id", "split")}
@@ -166,7 +172,7 @@ def _add_sample(tar: tarfile.TarFile, row: dict[str, Any]) -> None:
         raise ExportError(f"{row['filepath']}: image of pair {row['pair_id']} is missing; run "
                           "`skyscript-db fetch-images` again") from e
     members = (("jpg", image),
-               ("txt", row["title"].encode()),
+               ("txt", row["caption"].encode()),
                ("json", json.dumps(meta, sort_keys=True, default=_json).encode()))
     for extension, data in members:
         info = tarfile.TarInfo(f"{key}.{extension}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from skyscript_db import queries
+from skyscript_db import captions, queries
 from skyscript_db.config import Options, RewriteConfig
 from skyscript_db.errors import ConfigError
 from skyscript_db.etl.chat import Answer, ChatClient, RequestFailed
@@ -26,7 +26,7 @@ from skyscript_db.etl.stage import Context, StageResult, fingerprint, transactio
 log = logging.getLogger(__name__)
 
 STAGE = "rewrite_captions"
-SQL = "caption_rewrites.sql"
+SQL = captions.REWRITES_SQL
 FLUSH = 32  # answers per committed batch
 PAGE = 256
 

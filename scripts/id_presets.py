@@ -118,7 +118,8 @@ def main() -> None:
         kept, by_key = presets(dist), fields(dist)
         names, labels, options = translations(dist, kept, by_key)
     write_csv(args.out / "presets.csv", ("preset_id", "geometry", "match_score"),
-              [(i, " ".join(p["geometry"]), p.get("matchScore", 1.0)) for i, p in sorted(kept.items())])
+              [(i, " ".join(p["geometry"]), p.get("matchScore", 1.0))
+               for i, p in sorted(kept.items())])
     write_csv(args.out / "preset_tags.csv", ("preset_id", "key", "value", "required"),
               [(i, k, v, k in p["tags"]) for i, p in sorted(kept.items())
                for k, v in (p.get("addTags", {}) | p["tags"]).items()])

@@ -13,6 +13,8 @@ from skyscript_db.errors import InputError
 # The captions stage's SQL file and the seed files it reads (parameter -> file); the stage in
 # etl/pipeline.py runs the same file with the same seeds.
 SQL_FILE = "70_captions.sql"
+# Rewrites by a language model (stage rewrite_captions) and the caption_texts view of all captions.
+REWRITES_SQL = "caption_rewrites.sql"
 SEEDS = {
     "renames_csv": "caption_renames.csv",
     "styles_csv": "caption_key_styles.csv",
@@ -69,3 +71,10 @@ def caption(center_tags: Tags, surrounding: Iterable[Tags] = (), *, kind: str = 
         return Captions(*con.execute(
             "select title, title_multi_objects, title_natural, title_multi_objects_natural "
             "from captions").fetchone())
+
+
+def create_caption_texts(con: duckdb.DuckDBPyConnection) -> None:
+    """The caption_texts view (every caption by name) and the rewrites table it reads, if new."""
+    rewrites = queries.load(REWRITES_SQL)
+    rewrites["create"].run(con)
+    rewrites["caption_texts"].run(con)

@@ -11,7 +11,15 @@ from pathlib import Path
 from skyscript_db.errors import ConfigError, ExportError
 from skyscript_db.models import ModelSpec
 
-SCORE_CAPTIONS = ("title", "title_multi_objects")
+# The caption columns of table captions; 'rewrite:<model>' names a model's rewrites.
+CAPTIONS = ("title", "title_multi_objects", "title_natural", "title_multi_objects_natural")
+
+
+def check_caption(name: str, option: str) -> None:
+    """A caption name embed and export accept, or a ConfigError naming the option."""
+    if name not in CAPTIONS and not (name.startswith("rewrite:") and len(name) > 8):
+        raise ConfigError(f"{option} must be one of {', '.join(CAPTIONS)} or rewrite:MODEL, "
+                          f"got {name!r}")
 
 
 @dataclass(frozen=True)
@@ -103,16 +111,15 @@ class FetchConfig:
 @dataclass(frozen=True)
 class EmbedConfig:
     """model: the CLIP model. batch: pairs per batch. score_caption: the caption the pairs view
-    scores, title or title_multi_objects."""
+    scores: a column of captions or rewrite:MODEL (embedded too when it is not one of the
+    paper's two)."""
 
     model: ModelSpec = ModelSpec()
     batch: int = 64
     score_caption: str = "title"
 
     def __post_init__(self) -> None:
-        if self.score_caption not in SCORE_CAPTIONS:
-            raise ConfigError(f"score_caption must be one of {', '.join(SCORE_CAPTIONS)}, got "
-                              f"{self.score_caption!r}")
+        check_caption(self.score_caption, "score_caption")
         if self.batch < 1:
             raise ConfigError(f"embed batch must be at least 1, got {self.batch}")
 
@@ -131,7 +138,9 @@ class ExportConfig:
     """out: the output folder. top_pct: keep pairs ranked in the top this many percent by
     similarity (100 = all). collection: only this collection code. where: a read-only SQL
     predicate over `pairs`. fractions: train, validation, test shares of the blocks. block_cells:
-    a block's side, in 0.01° grid cells. shard_size: samples per tar shard. seed: the split draw."""
+    a block's side, in 0.01° grid cells. shard_size: samples per tar shard. seed: the split draw.
+    caption: the caption of each sample's .txt and the CSV's `caption` column (a column of
+    captions or rewrite:MODEL; pairs without it are left out)."""
 
     out: Path | None = None
     top_pct: float = 100.0
@@ -142,8 +151,10 @@ class ExportConfig:
     shard_size: int = 1000
     seed: int = 0
     webdataset: bool = True
+    caption: str = "title"
 
     def __post_init__(self) -> None:
+        check_caption(self.caption, "caption")
         if not 0 < self.top_pct <= 100:
             raise ExportError(f"top_pct must be in (0, 100], got {self.top_pct}")
         shares = self.fractions
@@ -211,7 +222,8 @@ class RewriteConfig:
         if not self.model:
             problems.append("model must be named")
         if not any(p in self.prompt for p in REWRITE_PLACEHOLDERS):
-            problems.append(f"the prompt has none of the placeholders {', '.join(REWRITE_PLACEHOLDERS)}")
+            problems.append("the prompt has none of the placeholders "
+                            + ", ".join(REWRITE_PLACEHOLDERS))
         if self.concurrency < 1 or self.attempts < 1 or self.max_tokens < 1:
             problems.append("concurrency, attempts and max_tokens must be at least 1")
         if self.limit is not None and self.limit < 0 or (self.token_budget or 0) < 0:

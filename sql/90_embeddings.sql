@@ -57,6 +57,38 @@ order by pair_id;
 -- name: pending_count
 select count(*) as n from embed_pending;
 
+-- name: create_caption_vectors
+-- Vectors of the scored caption when it is neither of the paper's two (embed --score-caption).
+create table if not exists caption_embeddings (
+    pair_id bigint not null,
+    model_id varchar not null,
+    caption varchar not null,
+    vector float[] not null,
+    input_key varchar not null,  -- md5 of the text embedded
+    primary key (pair_id, model_id, caption)
+);
+
+-- name: caption_pending
+-- Embedded pairs whose $caption (a name in caption_texts) has no vector from its current text.
+create or replace temp table caption_pending as
+select e.pair_id, t.text, md5(t.text) as input_key
+from embeddings as e
+join caption_texts as t on t.pair_id = e.pair_id and t.caption = $caption
+anti join (select pair_id, input_key from caption_embeddings
+           where model_id = $model_id and caption = $caption) as x
+    on x.pair_id = e.pair_id and x.input_key = md5(t.text)
+where e.model_id = $model_id and $caption not in ('title', 'title_multi_objects')
+order by e.pair_id;
+
+-- name: caption_next_batch
+select pair_id, text from caption_pending where pair_id > $after order by pair_id limit $size;
+
+-- name: caption_insert
+insert or replace into caption_embeddings (pair_id, model_id, caption, vector, input_key)
+select b.pair_id, $model_id, $caption, b.vector, p.input_key
+from caption_batch as b
+join caption_pending as p using (pair_id);
+
 -- name: next_batch
 select pair_id, path, title, title_multi_objects from embed_pending
 where pair_id > $after order by pair_id limit $size;
@@ -74,7 +106,8 @@ create or replace table pair_settings as
 select $model_id::varchar as model_id, $score_caption::varchar as score_caption;
 
 -- name: pairs
--- Every embedded pair with its cosine similarity and global rank: similarity_rank_pct is the
+-- Every embedded pair with its cosine similarity (image against the scored caption) and global
+-- rank: similarity_rank_pct is the
 -- share of pairs scoring higher (0 = best), so `similarity_rank_pct < 20` keeps the top 20 %.
 create or replace view pairs as
 with
@@ -85,10 +118,16 @@ scored as (
         i.path as image_path,
         c.title,
         c.title_multi_objects,
+        c.title_natural,
+        c.title_multi_objects_natural,
+        t.text as caption,  -- the scored caption
         list_inner_product(e.image, e.title) as similarity_title,
         list_inner_product(e.image, e.title_multi_objects) as similarity_title_multi_objects,
-        if(s.score_caption = 'title', similarity_title, similarity_title_multi_objects)
-            as similarity,
+        case s.score_caption
+            when 'title' then similarity_title
+            when 'title_multi_objects' then similarity_title_multi_objects
+            else list_inner_product(e.image, x.vector)
+        end as similarity,
         e.model_id,
         m.untrained,
         r.osm_type,
@@ -110,6 +149,10 @@ scored as (
     join embedding_models as m on m.model_id = e.model_id
     join images as i using (pair_id)
     join captions as c using (pair_id)
+    -- a pair without the scored caption (a rewrite not made yet) is not a pair
+    join caption_texts as t on t.pair_id = e.pair_id and t.caption = s.score_caption
+    left join caption_embeddings as x
+        on x.pair_id = e.pair_id and x.model_id = e.model_id and x.caption = s.score_caption
     join image_requests as r using (pair_id)
     join osm_objects as o on o.osm_type = r.osm_type and o.osm_id = r.osm_id
 )

@@ -10,9 +10,11 @@
 create or replace temp table export_pairs as
 with
 chosen as (
-    select p.*
+    select p.* exclude (caption), t.text as caption
     from pairs as p
-    semi join export_candidates as c using (pair_id)
+    -- the asked caption; a pair without it (no rewrite yet) is left out
+    join caption_texts as t on t.pair_id = p.pair_id and t.caption = $caption
+    semi join export_candidates as c on c.pair_id = p.pair_id
     anti join (select * from selected_objects where reason = 'benchmark') as b
         using (osm_type, osm_id)
     where (p.similarity_rank_pct < $top_pct or $top_pct >= 100)
@@ -68,6 +70,9 @@ select
     $root || '/' || image_path as filepath,
     title,
     title_multi_objects,
+    title_natural,
+    title_multi_objects_natural,
+    caption,
     similarity_title,
     similarity_title_multi_objects,
     similarity,

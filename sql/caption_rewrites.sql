@@ -80,3 +80,17 @@ select pair_id, $model, prompt_sha, error, attempts from rewrite_failures;
 select
     (select count(*) from rewrite_prompts) as rows_in,
     (select count(*) from caption_rewrites where model = $model) as rows_out;
+
+-- name: caption_texts
+-- Every caption of every pair by name, one row each: the four columns of `captions`, and each
+-- model's newest rewrite as 'rewrite:<model>'. What `embed --score-caption` and `export
+-- --caption` choose from.
+create or replace view caption_texts as
+select pair_id, caption, text
+from (unpivot captions
+      on title, title_multi_objects, title_natural, title_multi_objects_natural
+      into name caption value text)
+union all
+select pair_id, 'rewrite:' || model as caption, text
+from caption_rewrites
+qualify row_number() over (partition by pair_id, model order by created desc, prompt_sha) = 1;

@@ -97,7 +97,8 @@ def test_natural_captions_in_german_and_without_connecting_words():
     tennis = {"leisure": "pitch", "sport": "tennis", "surface": "clay"}
     around = [{"leisure": "park"}, {"building": "yes"}]
     assert skyscript_db.caption(tennis, around, language="de")[2:] == (
-        "Tennisplatz mit Oberfläche: Ton", "Tennisplatz mit Oberfläche: Ton, umgeben von Park; Gebäude")
+        "Tennisplatz mit Oberfläche: Ton",
+        "Tennisplatz mit Oberfläche: Ton, umgeben von Park; Gebäude")
     # de-AT has no strings of its own: German's; Finnish has no connecting words: punctuation
     assert skyscript_db.caption(tennis, language="de-AT").title_natural == \
         "Tennisplatz mit Oberfläche: Ton"
@@ -152,3 +153,16 @@ def test_natural_multi_object_caption_of_the_town(town_built):
     said = "; ".join(natural for _, natural in rows)
     assert "Katu" not in said and "Puisto" not in said  # names are not visible
     assert "Residential Building" in said and "Tree" in said and "Driveway ×2" in said
+
+
+def test_surrounding_objects_capped(helsinki_db, tmp_path):
+    """max_surrounding=2: no multi-object caption names more than two surrounding objects."""
+    db = tmp_path / "cap.duckdb"
+    shutil.copy(helsinki_db, db)
+    skyscript_db.build(HELSINKI, db, skyscript_db.BuildConfig(max_surrounding=2, imagery="catalog"))
+    with skyscript_db.connect(db, read_only=True) as con:
+        most = con.execute(
+            "select max(len(string_split(split_part(title_multi_objects, ', surrounded by ', 2), '; ')))"
+            " from captions where title_multi_objects like '%surrounded by%'").fetchone()[0]
+    assert most == 2
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,10 +11,11 @@ from typer.testing import CliRunner
 
 import skyscript_db
 from skyscript_db.cli import app
-from skyscript_db.config import Options, RewriteConfig
+from skyscript_db.config import EmbedConfig, ExportConfig, Options, RewriteConfig
 from skyscript_db.errors import ConfigError
 
 from chat_server import TOKENS, ChatServer, answer_for
+from fakes import FAKE_MODELS
 from conftest import copy_db, run_stage
 
 
@@ -113,3 +115,24 @@ def test_cli_rewrite_and_a_changed_prompt_asks_again(db, tmp_path):
     assert second.exit_code == 0 and len(prompts) == 8
     assert all(p.startswith("Describe ") for p in prompts[4:])
     assert table(db, "select count(distinct prompt_sha) from caption_rewrites") == [(8,)]
+
+
+def test_rewrites_scored_by_embed_and_exported(town_built, tmp_path):
+    """embed --score-caption rewrite:MODEL scores the pairs against the rewrites; export
+    --caption writes any caption as the sample's text."""
+    db = copy_db(town_built, tmp_path)
+    with ChatServer() as server:
+        rewrite(db, server, limit=6)
+    embed = Options(embed=EmbedConfig(score_caption="rewrite:fake-llm"))
+    run_stage(db, "embed", embed, models=FAKE_MODELS)
+    pairs = table(db, "select p.caption, r.text, p.similarity, p.title_natural from pairs as p "
+                      "join caption_rewrites as r using (pair_id)")
+    assert len(pairs) == 6 == table(db, "select count(*) from pairs")[0][0]
+    assert all(caption == text and similarity is not None for caption, text, similarity, _ in pairs)
+    out = tmp_path / "export"
+    run_stage(db, "export", Options(export=ExportConfig(out, caption="title_natural")))
+    with (out / "train.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["caption"] == r["title_natural"] != "" for r in rows)
+    with pytest.raises(ConfigError, match="caption must be one of"):
+        ExportConfig(out, caption="rewrite:")

@@ -1,6 +1,7 @@
 """The `skyscript-db` command line: it only parses options; the work is in the library and in
 the pipeline (skyscript_db.etl.pipeline). Commands are grouped by module: build (the stages),
-tags, captions (rewrite), data (export, train, eval), query (retrieve, sql, info), imagery (registration), serve (the web page)."""
+tags, captions (rewrite), data (export, train, eval), query (retrieve, sql, info), imagery
+(registration), serve (the web page)."""
 
 from __future__ import annotations
 

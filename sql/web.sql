@@ -4,6 +4,10 @@
 -- database), and a read-only database cannot change while it is served. Each pair's split is the
 -- one a default export gives (sql/95_export.sql, run once at start into pair_splits).
 
+-- name: has_caption_texts
+-- Databases embedded before the caption_texts view existed cannot give a pair's split.
+select count(*) > 0 as found from duckdb_views() where view_name = 'caption_texts';
+
 -- name: snapshot
 create or replace temp table pairs as select * from main.pairs;
 

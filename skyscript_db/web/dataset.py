@@ -23,7 +23,7 @@ import numpy as np
 from skyscript_db import queries
 from skyscript_db.config import ExportConfig
 from skyscript_db.db import Paths, connect
-from skyscript_db.errors import ConfigError, NotFound, QueryTimeout
+from skyscript_db.errors import ConfigError, DatabaseError, NotFound, QueryTimeout
 from skyscript_db.models import Models
 from skyscript_db.readonly import check_read_only
 from skyscript_db.retrieval import Searcher
@@ -47,6 +47,9 @@ def check_servable(db: str | Path) -> None:
     paths = Paths.of(db)
     with connect(paths.db, read_only=True) as con:
         load_index(con, paths)
+        if not queries.load("web.sql")["has_caption_texts"].row(con)["found"]:
+            raise DatabaseError(f"{paths.db}: embedded by an older release; run "
+                                "`skyscript-db build --embed` (or `embed`) once")
 
 
 class Dataset:
@@ -76,7 +79,8 @@ class Dataset:
         default = ExportConfig()
         train, validation, _ = default.fractions
         q["export_candidates"].run(self.con)
-        export["export_pairs"].run(self.con, top_pct=default.top_pct, collection=None,
+        export["export_pairs"].run(self.con, caption=default.caption,
+                                   top_pct=default.top_pct, collection=None,
                                    block_cells=default.block_cells, seed=default.seed,
                                    train=train, validation=validation)
         q["pair_splits"].run(self.con)

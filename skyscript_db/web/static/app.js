@@ -162,6 +162,8 @@ async function showPair(pairId) {
   drawOverlay(pair);
   $("pair-title").textContent = pair.title;
   $("pair-multi").textContent = pair.title_multi_objects;
+  // databases embedded before natural captions existed have no such column
+  $("pair-natural").textContent = pair.title_multi_objects_natural || "";
   $("pair-facts").replaceChildren(...facts(pair));
   $("pair-objects").replaceChildren(...pair.objects.map(objectBlock));
   $("pair-neighbours").replaceChildren(...pair.neighbours.map(card));

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
-import os
 import re
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+from skyscript_db.db import cache_folder
 from skyscript_db.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -34,18 +34,10 @@ def is_url(source: str) -> bool:
     return urlparse(str(source)).scheme in ("http", "https")
 
 
-def cache_folder() -> Path:
-    """SKYSCRIPT_CACHE, else the XDG cache folder: ~/.cache/skyscript-db/extracts."""
-    if os.environ.get("SKYSCRIPT_CACHE"):
-        return Path(os.environ["SKYSCRIPT_CACHE"]) / "extracts"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "skyscript-db" / "extracts"
-
-
 def cached_path(url: str) -> Path:
     """Where `url` is cached: host and path, so two extracts of the same name do not collide."""
     parts = urlparse(url)
-    return cache_folder() / parts.netloc.replace(":", "_") / parts.path.lstrip("/")
+    return cache_folder("extracts") / parts.netloc.replace(":", "_") / parts.path.lstrip("/")
 
 
 def fetch(url: str, on_progress: Callable[[int, int | None], None] | None = None) -> Path:

@@ -24,6 +24,7 @@ import pyarrow as pa
 from skyscript_db import queries
 from skyscript_db.config import Options
 from skyscript_db.errors import LabelError
+from skyscript_db.etl import tag_cache
 from skyscript_db.etl import tag_classifier as classifier
 from skyscript_db.etl.stage import (Context, ProgressCallback, StageResult, fingerprint,
                                     transaction)
@@ -60,9 +61,11 @@ class TagVisibilityStage:
         started = time.time()
         q = queries.load(SQL)
         encoder = ctx.models.text_encoder(options.build.tag_encoder)
-        embedded = prepare(ctx.con, encoder, ctx.progress(STAGE))
+        use_cache = options.build.tag_cache
+        embedded = prepare(ctx.con, encoder, ctx.progress(STAGE), use_cache)
         embedded_at = time.time()
-        model_id, model = stored_or_trained(ctx.con, encoder.encoder_id)
+        # without the user cache, a fit is forced
+        model_id, model = stored_or_trained(ctx.con, encoder.encoder_id, retrain=not use_cache)
         trained_at = time.time()
         predictions = _predictions(ctx.con, encoder.encoder_id, model)
         timings = {"texts_embedded": embedded, "embed_s": round(embedded_at - started, 2),
@@ -94,9 +97,10 @@ def latest_report(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 
 
 def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
-            on_progress: ProgressCallback | None = None) -> int:
+            on_progress: ProgressCallback | None = None, use_cache: bool = True) -> int:
     """Load the seeds into temp tables, find the tags that need features and embed the texts
-    the cache lacks (the encoder's weights load only then); returns how many were embedded."""
+    that neither the database nor the user cache has (the encoder's weights load only then);
+    returns how many were embedded."""
     q = queries.load(SQL)
     queries.create_macros(con)
     for name in ("load_rules", "load_labels"):
@@ -109,6 +113,8 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
     for name in ("rule_hits", "tag_texts", "create_cache"):
         q[name].run(con)
     cache_id = encoder.encoder_id
+    if use_cache:
+        tag_cache.pull_texts(con, cache_id)
     pending = [r[0] for r in q["pending_texts"].run(con, encoder_id=cache_id).fetchall()]
     log.info("%s: %d new texts to embed with %s", STAGE, len(pending), cache_id)
     if not pending:
@@ -121,12 +127,15 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
         con.unregister("text_embedding_batch")
         if on_progress:
             on_progress(start + len(texts), len(pending))
+    if use_cache:
+        tag_cache.push_texts(con, cache_id)
     return len(pending)
 
 
 def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
                       retrain: bool = False) -> tuple[str, classifier.TagModel]:
-    """The model for these labels and this encoder: from tag_models, or trained and stored."""
+    """The model for these labels and this encoder: from tag_models or the user cache, or
+    trained and stored in both."""
     q = queries.load(SQL)
     q["create_models"].run(con)
     labels_sha = hashlib.sha256(queries.sql_text(f"seeds/{SEED_FILES['labels_csv']}").encode())
@@ -134,6 +143,8 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
     model_id = "tags-" + fingerprint(encoder_id, labels_sha256, CV_SEED, classifier.SKLEARN_VERSION,
                                      classifier.PCA_SIZES, classifier.C_VALUES,
                                      classifier.CLASS_WEIGHTS, classifier.FOLDS)[:12]
+    if not retrain:
+        tag_cache.pull_model(con, model_id)
     stored = q["find_model"].row(con, model_id=model_id)
     if stored and not retrain:
         try:
@@ -155,6 +166,7 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
                         package_version=version("skyscript-db"),
                         sklearn_version=classifier.SKLEARN_VERSION, model=blob,
                         report=json.dumps(model.report))
+    tag_cache.push_model(con, model_id)
     _log_report(model.report)
     # Predict with the stored copy, as every later run will: the fitted object in memory can
     # differ from it in the last bits of a probability (array layout changes BLAS's sums).

@@ -43,6 +43,8 @@ class BuildConfig:
     benchmark_per_class: objects drawn per benchmark class (a class needs at least this many).
     tag_encoder: the text encoder of the tag classifier: 'minilm' (offline, the default) or
         'open_clip:MODEL[:PRETRAINED]' (a CLIP text tower, as in the paper).
+    tag_cache: reuse text vectors and fitted classifiers from the user cache (etl/tag_cache.py)
+        and add to it; False forces a fit.
     """
 
     seed: int = 0
@@ -55,6 +57,7 @@ class BuildConfig:
     caption_max_chars: int = 300
     imagery: str = "render"
     tag_encoder: str = "minilm"
+    tag_cache: bool = True
     benchmark_classes: int = 0
     benchmark_per_class: int = 100
 

@@ -3,6 +3,7 @@ say where a database keeps its files (`Paths`)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,15 @@ SPATIAL_FIX = (
     "install the wheels that match duckdb {version}: "
     "pip install 'duckdb=={plain}' 'duckdb-extensions=={plain}' 'duckdb-extension-spatial=={plain}'"
 )
+
+
+def cache_folder(kind: str) -> Path:
+    """Where this user's caches of one kind live: $SKYSCRIPT_CACHE/<kind>, else the XDG cache
+    folder, ~/.cache/skyscript-db/<kind>."""
+    if os.environ.get("SKYSCRIPT_CACHE"):
+        return Path(os.environ["SKYSCRIPT_CACHE"]) / kind
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "skyscript-db" / kind
 
 
 def connect(path: str | Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:

@@ -182,3 +182,24 @@ from tag_visibility;
 -- name: verdict_counts
 -- How many tags each source (label, rule, model) decided, visible or not.
 select source, visible, count(*) as tags from tag_visibility group by all order by all;
+
+-- The user cache (etl/tag_cache.py): the same two tables in a database attached as tag_cache.
+
+-- name: cache_pull_texts
+insert or ignore into tag_text_embeddings
+select c.*
+from tag_cache.tag_text_embeddings as c
+where c.encoder_id = $encoder_id
+    and c.text in (select text from tag_texts union select key_text from tag_texts);
+
+-- name: cache_push_texts
+insert or ignore into tag_cache.tag_text_embeddings
+select * from tag_text_embeddings where encoder_id = $encoder_id;
+
+-- name: cache_pull_model
+insert or ignore into tag_models
+select * from tag_cache.tag_models where model_id = $model_id;
+
+-- name: cache_push_model
+insert or replace into tag_cache.tag_models
+select * from tag_models where model_id = $model_id;

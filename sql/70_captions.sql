@@ -295,7 +295,8 @@ field_phrases as (
             as value_text,
         case
             when i.value = 'no' and f.type like '%heck' then ''  -- an absence is not seen
-            when i.value = 'yes' then field_text
+            when i.value = 'yes' and f.type like '%heck' then field_text  -- "lit"
+            when i.value = 'yes' then null  -- a type field's label ("Type") says nothing alone
             when contains(lower(value_text), lower(field_text)) then value_text
             else replace(replace(l.attribute, '{label}', field_text), '{value}', value_text)
         end as phrase

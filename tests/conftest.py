@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,10 @@ from skyscript_db.models import Models
 
 from fakes import FAKE_MODELS
 from osm_inline import town
+
+# The session never reads or fills this user's caches (~/.cache/skyscript-db): its own folder,
+# which the tag classifier fitted first fills for every later database.
+os.environ["SKYSCRIPT_CACHE"] = tempfile.mkdtemp(prefix="skyscript-test-cache-")
 
 SHARED_DATA = Path(os.environ.get("SKYSCRIPT_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))

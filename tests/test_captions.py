@@ -72,6 +72,8 @@ PRESET_EXAMPLES = [
     ({"highway": "platform"}, "line", "road of platform"),  # "Highway Feature" would hide it
     ({"barrier": "fence"}, "polygon", "barrier of fence"),  # fences are lines only
     ({"landuse": "quarry", "resource": "bauxite"}, "polygon", "Quarry with bauxite resources"),
+    ({"highway": "track", "bridge": "yes"}, "line",  # bridge's field is labelled just "Type"
+     "Track / Land-Access Road with bridge of yes"),
 ]
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import shutil
+import subprocess
+import sys
+from dataclasses import replace
 from importlib import resources
 
 import duckdb
@@ -14,13 +17,16 @@ from typer.testing import CliRunner
 import skyscript_db
 from skyscript_db import models, queries
 from skyscript_db.cli import app
+from skyscript_db.config import BuildConfig, Options
 from skyscript_db.errors import LabelError
+from skyscript_db.etl import pipeline
 from skyscript_db.etl import tag_classifier as classifier
 from skyscript_db.models import ModelSpec, load_text_encoder
 from skyscript_db.queries import create_macros
 from test_sql_stages import digests
 
-from conftest import CATALOG, HELSINKI
+from conftest import CATALOG, HELSINKI, TOWN_CONFIG
+from fakes import FAKE_MODELS
 
 runner = CliRunner()
 
@@ -197,3 +203,40 @@ def test_open_clip_text_tower_is_a_text_encoder_too():
     assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
     with pytest.raises(skyscript_db.errors.SkyscriptError, match="unknown text encoder"):
         load_text_encoder("word2vec")
+
+
+def test_a_new_database_takes_the_classifier_from_the_user_cache(town_pbf, tmp_path,
+                                                                  monkeypatch):
+    """Unchanged labels and encoder: a fresh database embeds nothing and fits nothing; it still
+    records the model it used. --no-cache forces both; a cache held by another process is
+    skipped with a warning."""
+    monkeypatch.setenv("SKYSCRIPT_CACHE", str(tmp_path / "cache"))
+    names = ["ingest", "tag_stats", "tag_visibility"]
+
+    def fresh(name: str, config: BuildConfig = TOWN_CONFIG) -> tuple:
+        db = tmp_path / f"{name}.duckdb"
+        info = pipeline.run(db, Options(pbf=(str(town_pbf),), build=config), names,
+                            models=FAKE_MODELS)["tag_visibility"].info
+        with skyscript_db.connect(db, read_only=True) as con:
+            trained = con.execute("select trained_at from tag_models").fetchall()
+            verdicts = con.execute("select key, value, visible, max_gsd_m from tag_visibility "
+                                   "order by all").fetchall()
+        return info["texts_embedded"], info["model_id"], trained, verdicts
+
+    first = fresh("first")
+    second = fresh("second")
+    assert first[0] > 0 and second[0] == 0
+    assert second[1:] == first[1:]  # the same model (trained_at included) and verdicts
+    forced = fresh("forced", replace(TOWN_CONFIG, tag_cache=False))
+    assert forced[0] == first[0] and forced[1] == first[1] and forced[2] > first[2]
+    holder = subprocess.Popen(  # another process holds the cache file
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)", str(tmp_path / "cache" / "tag-classifier"
+                                                            / "cache.duckdb")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        held = fresh("held")
+    finally:
+        holder.kill()
+    assert held[0] == first[0] and held[3] == first[3]

@@ -76,6 +76,10 @@ def build(
                                                             "[:PRETRAINED]; default: the CLIP "
                                                             "text tower when --pretrained is "
                                                             "given, else minilm.")] = None,
+    tag_cache: Annotated[bool, typer.Option("--tag-cache/--no-cache", help="Reuse the tag "
+                                            "classifier and text vectors cached for this user "
+                                            "(~/.cache/skyscript-db); --no-cache forces a fit.")]
+    = BuildConfig.tag_cache,
     benchmark_classes: Annotated[int, typer.Option(help="Hold out a classification benchmark "
                                                         "of this many tag classes (see "
                                                         "make-benchmark).")]
@@ -100,6 +104,7 @@ def build(
                          max_surrounding=max_surrounding, caption_language=caption_language,
                          caption_max_chars=caption_max_chars, imagery=imagery,
                          tag_encoder=tag_encoder or default_tag_encoder(spec),
+                         tag_cache=tag_cache,
                          benchmark_classes=benchmark_classes,
                          benchmark_per_class=benchmark_per_class)
     options = Options(pbf=tuple(pbf or ()), ingest=ingest_config(bbox, geometry, tags_filter),

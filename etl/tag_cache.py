@@ -1,0 +1,84 @@
+"""The tag classifier's cache across databases, so a new database with unchanged labels and
+encoder pays seconds, not a retrain: text vectors and fitted models in one DuckDB file in the
+user's cache folder (db.cache_folder('tag-classifier')), keyed as in a database (encoder id and
+text; the model id, which hashes the labels, encoder, grid and library versions). The database
+still records the model it used (tag_models). Best effort: a cache file another process holds
+is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+
+from skyscript_db import queries
+from skyscript_db.db import cache_folder
+
+log = logging.getLogger(__name__)
+
+SQL = "20_tag_visibility.sql"
+FILE = "cache.duckdb"
+
+
+def pull_texts(con: duckdb.DuckDBPyConnection, encoder_id: str) -> None:
+    """Copy into the database the cached vectors of the texts its tags need."""
+    with _attached(con, read_only=True) as found:
+        if found:
+            queries.load(SQL)["cache_pull_texts"].run(con, encoder_id=encoder_id)
+
+
+def push_texts(con: duckdb.DuckDBPyConnection, encoder_id: str) -> None:
+    with _attached(con, read_only=False) as found:
+        if found:
+            queries.load(SQL)["cache_push_texts"].run(con, encoder_id=encoder_id)
+
+
+def pull_model(con: duckdb.DuckDBPyConnection, model_id: str) -> None:
+    with _attached(con, read_only=True) as found:
+        if found:
+            queries.load(SQL)["cache_pull_model"].run(con, model_id=model_id)
+
+
+def push_model(con: duckdb.DuckDBPyConnection, model_id: str) -> None:
+    with _attached(con, read_only=False) as found:
+        if found:
+            queries.load(SQL)["cache_push_model"].run(con, model_id=model_id)
+
+
+@contextmanager
+def _attached(con: duckdb.DuckDBPyConnection, read_only: bool) -> Iterator[bool]:
+    """The cache attached as `tag_cache` (tables created when writing); False when there is
+    none to read or another process holds it."""
+    path = cache_folder("tag-classifier") / FILE
+    if read_only and not path.exists():
+        yield False
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quoted = str(path).replace("'", "''")  # ATTACH takes no parameters
+    try:
+        con.execute(f"attach '{quoted}' as tag_cache{' (read_only)' if read_only else ''}")
+    except duckdb.IOException as e:
+        log.warning("tag classifier cache %s not used: %s", path, str(e).splitlines()[0])
+        yield False
+        return
+    try:
+        if not read_only:
+            _create_tables(con)
+        yield True
+    finally:
+        con.execute("detach tag_cache")
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The cache's tables, by the very DDL of a database's."""
+    database = con.execute("select current_database()").fetchone()[0]
+    q = queries.load(SQL)
+    con.execute("use tag_cache")
+    try:
+        q["create_cache"].run(con)
+        q["create_models"].run(con)
+    finally:
+        con.execute(f'use "{database}"')

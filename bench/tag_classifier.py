@@ -3,7 +3,8 @@
 Quality: the stored model's 5-fold CV report, beside two baselines on the same folds: the
 majority class, and a key-only model (one-hot key, logistic regression, C by inner CV).
 Speed: stage tag_visibility on a fresh eleven-extracts database (every distinct tag embedded,
-the classifier trained, every tag predicted), then the same stage again with everything cached.
+the classifier trained, every tag predicted, with an empty user cache), then the same stage
+again with everything cached, then on a new database with only the user cache warm.
 
 Writes bench/results/tag_classifier.md.
 """
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="Cached reruns to time.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SKYSCRIPT_CACHE"] = str(Path(tmp) / "cache")  # an empty user cache
         db = Path(tmp) / "eleven.duckdb"
         pipeline.build(ELEVEN, db, only="ingest")
         pipeline.build(ELEVEN, db, only="tag_stats")
@@ -76,6 +78,13 @@ def main() -> None:
             pipeline.build(ELEVEN, db, BuildConfig(), only="tag_visibility")
             cached_wall.append(time.perf_counter() - started)
         cached = stage_run(db)
+        fresh = Path(tmp) / "fresh.duckdb"  # a new database: only the user cache is warm
+        pipeline.build(ELEVEN, fresh, only="ingest")
+        pipeline.build(ELEVEN, fresh, only="tag_stats")
+        started = time.perf_counter()
+        pipeline.build(ELEVEN, fresh, BuildConfig(), only="tag_visibility")
+        fresh_wall = time.perf_counter() - started
+        fresh_run = stage_run(fresh)
         with skyscript_db.connect(db, read_only=True) as con:
             report = json.loads(con.execute("select report from tag_models").fetchone()[0])
             rows = con.execute("select key, visible, max_gsd_m from tag_labels "
@@ -120,8 +129,12 @@ def main() -> None:
               f"{first['texts_embedded']:,} | {first['embed_s']:.1f} | {first['model_s']:.1f} |",
               f"| cached (median of {args.repeat}) | {statistics.median(cached_wall):.2f} | "
               f"{cached['seconds']:.2f} | {cached['texts_embedded']:,} | {cached['embed_s']:.2f} | "
-              f"{cached['model_s']:.2f} |", "",
-              "Targets: ≤ 2 min the first time, ≤ 5 s cached.", ""]
+              f"{cached['model_s']:.2f} |",
+              f"| new database, user cache warm | {fresh_wall:.2f} | {fresh_run['seconds']:.2f} | "
+              f"{fresh_run['texts_embedded']:,} | {fresh_run['embed_s']:.2f} | "
+              f"{fresh_run['model_s']:.2f} |", "",
+              "Targets: ≤ 2 min the first time, ≤ 5 s cached (in the database or, for a new "
+              "database, in the user cache: etl/tag_cache.py).", ""]
     RESULTS.write_text("\n".join(lines))
     print(RESULTS.read_text())
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import skyscript_db
 from skyscript_db.cli import app
 from skyscript_db.config import IngestConfig, Options
+from skyscript_db.db import cache_folder
 from skyscript_db.errors import ConfigError, InputError
 from skyscript_db.etl import download, pipeline
 
@@ -237,5 +238,5 @@ def test_a_wrong_checksum_is_an_error_and_caches_nothing(served_town, tmp_path):
         url = f"{server.url}/ok/town.osm.pbf"
         with pytest.raises(InputError, match="md5 .* does not match the published 0000"):
             ingest(url, tmp_path / "web.duckdb")
-    assert not [p for p in download.cache_folder().rglob("*") if p.is_file()]
+    assert not [p for p in cache_folder("extracts").rglob("*") if p.is_file()]
     assert not (tmp_path / "web.duckdb").exists()  # checked before the database is created

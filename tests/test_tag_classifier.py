@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
 from dataclasses import replace
 from importlib import resources
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -205,38 +207,38 @@ def test_open_clip_text_tower_is_a_text_encoder_too():
         load_text_encoder("word2vec")
 
 
-def test_a_new_database_takes_the_classifier_from_the_user_cache(town_pbf, tmp_path,
-                                                                  monkeypatch):
-    """Unchanged labels and encoder: a fresh database embeds nothing and fits nothing; it still
-    records the model it used. --no-cache forces both; a cache held by another process is
-    skipped with a warning."""
-    monkeypatch.setenv("SKYSCRIPT_CACHE", str(tmp_path / "cache"))
+def test_a_new_database_takes_the_classifier_from_the_user_cache(town_pbf, town_built, tmp_path):
+    """Unchanged labels and encoder: a new database embeds nothing and fits nothing (the town
+    build filled the session's user cache); it still records the model it used. --no-cache
+    forces both; a cache held by another process is skipped with a warning."""
     names = ["ingest", "tag_stats", "tag_visibility"]
+    verdicts_sql = "select key, value, visible, max_gsd_m from tag_visibility order by all"
 
     def fresh(name: str, config: BuildConfig = TOWN_CONFIG) -> tuple:
         db = tmp_path / f"{name}.duckdb"
         info = pipeline.run(db, Options(pbf=(str(town_pbf),), build=config), names,
                             models=FAKE_MODELS)["tag_visibility"].info
         with skyscript_db.connect(db, read_only=True) as con:
-            trained = con.execute("select trained_at from tag_models").fetchall()
-            verdicts = con.execute("select key, value, visible, max_gsd_m from tag_visibility "
-                                   "order by all").fetchall()
-        return info["texts_embedded"], info["model_id"], trained, verdicts
+            trained = con.execute("select model_id, trained_at from tag_models").fetchall()
+            verdicts = con.execute(verdicts_sql).fetchall()
+        return info["texts_embedded"], trained, verdicts
 
-    first = fresh("first")
-    second = fresh("second")
-    assert first[0] > 0 and second[0] == 0
-    assert second[1:] == first[1:]  # the same model (trained_at included) and verdicts
+    with skyscript_db.connect(town_built, read_only=True) as con:
+        built = con.execute("select model_id, trained_at from tag_models").fetchall()
+        built_verdicts = con.execute(verdicts_sql).fetchall()
+    cached = fresh("cached")
+    assert cached == (0, built, built_verdicts)
     forced = fresh("forced", replace(TOWN_CONFIG, tag_cache=False))
-    assert forced[0] == first[0] and forced[1] == first[1] and forced[2] > first[2]
+    assert forced[0] > 0 and forced[1][0][0] == built[0][0] and forced[1][0][1] > built[0][1]
+    cache_file = Path(os.environ["SKYSCRIPT_CACHE"]) / "tag-classifier" / "cache.duckdb"
     holder = subprocess.Popen(  # another process holds the cache file
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); time.sleep(60)", str(tmp_path / "cache" / "tag-classifier"
-                                                            / "cache.duckdb")],
+         "print('held', flush=True); time.sleep(60)", str(cache_file)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         held = fresh("held")
     finally:
         holder.kill()
-    assert held[0] == first[0] and held[3] == first[3]
+        holder.wait()
+    assert held[0] == forced[0] and held[2] == built_verdicts

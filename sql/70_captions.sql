@@ -111,6 +111,21 @@ from read_parquet($options_parquet)
 where lang_rank(lang, $caption_language) is not null
 group by key, value;
 
+-- name: seen_objects
+-- The objects with a tag visible at some GSD and the coarsest such GSD: only they can be named,
+-- so only they enter the spatial join (a quarter fewer candidates on the eleven extracts).
+create or replace temp table caption_seen as
+with object_gsd as (
+    select t.osm_type, t.osm_id, max(v.max_gsd_m) as max_gsd_m
+    from osm_tags as t
+    join tag_visibility as v using (key, value)
+    where v.visible
+    group by t.osm_type, t.osm_id
+)
+select o.osm_type, o.osm_id, o.geom, g.max_gsd_m
+from osm_objects as o
+join object_gsd as g using (osm_type, osm_id);
+
 -- name: caption_hits
 -- Objects inside each image, in a statement of their own: with any other condition beside
 -- st_intersects, DuckDB plans the join as an inequality join (minutes) instead of its R-tree join.
@@ -128,32 +143,25 @@ select
     r.osm_id as centre_id,
     o.osm_type,
     o.osm_id,
+    o.max_gsd_m,
     st_distance(o.geom, st_point(r.center_lon, r.center_lat)) as dist
 from requests as r
-join osm_objects as o on st_intersects(r.box, o.geom);
+join caption_seen as o on st_intersects(r.box, o.geom);
 
 -- name: caption_input
 create or replace temp table caption_input as
 with
 visible as (select key, value, max_gsd_m from tag_visibility where visible),
-object_gsd as (
-    -- the coarsest GSD at which an object still has a visible tag
-    select t.osm_type, t.osm_id, max(v.max_gsd_m) as max_gsd_m
-    from osm_tags as t
-    join visible as v using (key, value)
-    group by t.osm_type, t.osm_id
-),
 around as (
     select
-        h.pair_id,
-        h.osm_type,
-        h.osm_id,
-        h.gsd_m,
-        h.dist,
-        row_number() over (partition by h.pair_id order by h.dist, h.osm_type, h.osm_id) as rank
-    from caption_hits as h
-    join object_gsd as g using (osm_type, osm_id)
-    where g.max_gsd_m >= h.gsd_m and not (h.osm_type = h.centre_type and h.osm_id = h.centre_id)
+        pair_id,
+        osm_type,
+        osm_id,
+        gsd_m,
+        dist,
+        row_number() over (partition by pair_id order by dist, osm_type, osm_id) as rank
+    from caption_hits
+    where max_gsd_m >= gsd_m and not (osm_type = centre_type and osm_id = centre_id)
     qualify rank <= $max_surrounding
 ),
 objects as (
@@ -351,22 +359,30 @@ said as (
                                     rows unbounded preceding) as used
     from counted
 ),
-centre as (select pair_id, described from caption_natural_objects where rank = 0),
+centre as (
+    select o.pair_id, o.described, replace(replace(l.surrounded, '{centre}', o.described),
+                                           '{around}', '') as words
+    from caption_natural_objects as o
+    cross join caption_language as l
+    where o.rank = 0
+),
+fitting as (
+    -- the whole caption within the cap: centre, connecting words, names and their '; '
+    select s.pair_id, string_agg(s.text, '; ' order by s.dist, s.size desc, s.head) as names
+    from said as s
+    join centre as c using (pair_id)
+    where length(c.words) + s.used - 2 <= $caption_max_chars
+    group by s.pair_id
+),
 spoken as (
     select
         c.pair_id,
         c.described as title_natural,
-        coalesce(replace(replace(l.surrounded, '{centre}', c.described), '{around}',
-                         string_agg(s.text, '; ' order by s.dist, s.size desc, s.head)),
+        coalesce(replace(replace(l.surrounded, '{centre}', c.described), '{around}', f.names),
                  c.described) as title_multi_objects_natural
     from centre as c
     cross join caption_language as l
-    left join said as s
-        -- the whole caption within the cap: centre, connecting words, names and their '; '
-        on s.pair_id = c.pair_id and length(c.described) + s.used - 2
-            + length(replace(replace(l.surrounded, '{centre}', ''), '{around}', ''))
-            <= $caption_max_chars
-    group by c.pair_id, c.described, l.surrounded
+    left join fitting as f using (pair_id)
 )
 select c.*, n.title_natural, n.title_multi_objects_natural
 from captions as c
@@ -375,6 +391,9 @@ order by pair_id;
 
 -- name: drop_staging
 drop table caption_hits;
+
+-- name: drop_seen
+drop table caption_seen;
 
 -- name: summary
 select

@@ -28,7 +28,9 @@ def test_wheel_layout(wheel):
     assert {"skyscript_db/etl/osm.py", "skyscript_db/etl/imagery/stac.py",
             "skyscript_db/cli/build.py", "skyscript_db/_sql/web.sql",
             "skyscript_db/web/static/index.html", "skyscript_db/web/static/app.js",
-            "skyscript_db/web/static/style.css"} <= names
+            "skyscript_db/web/static/style.css", "skyscript_db/_sql/caption_rewrites.sql",
+            "skyscript_db/_sql/seeds/id_presets/names.parquet",
+            "skyscript_db/_sql/seeds/id_presets/presets.csv"} <= names
     assert not any(n.startswith(("etl/", "sql/", "tests/")) for n in names)
 
 
@@ -40,12 +42,14 @@ def test_installed_package_runs_its_sql(wheel, tmp_path):
             "assert skyscript_db.__file__.startswith(%r); "
             "con = skyscript_db.connect(); q.load('00_ingest.sql')['load_area_rules']"
             ".run(con, path=q.seed_path('area_rules.csv')); "
-            "print(con.execute('select count(*) from ingest_area_rules').fetchone()[0])") % str(target)
+            "print(con.execute('select count(*) from ingest_area_rules').fetchone()[0]); "
+            "print(skyscript_db.caption({'amenity': 'parking'}).title_natural)") % str(target)
     env = {**os.environ, "PYTHONPATH": str(target)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout) > 20
+    rules, natural = proc.stdout.split("\n")[:2]
+    assert int(rules) > 20 and natural == "Parking"  # the iD preset seeds are installed too
 
 
 def test_layers_import_one_way(wheel, tmp_path):

@@ -123,7 +123,7 @@ def main() -> None:
         f"| objects in each image, visible tags, the paper's phrases (both need them) | "
         f"{shared:.2f} | |",
         f"| rule captions' own sections | {rule:.2f} | |",
-        f"| **rule captions (the stage before natural captions)** | **{shared + rule:.2f}** | "
+        f"| **rule captions alone (shared + own)** | **{shared + rule:.2f}** | "
         f"{pairs / (shared + rule):,.0f} |",
         f"| natural captions' own sections (presets, fields, names) | {natural:.2f} | |",
         f"| **natural captions alone (shared + own)** | **{shared + natural:.2f}** | "

@@ -64,7 +64,7 @@ class ChatClient:
                 problem = f"{type(e).__name__}: {e}"
             else:
                 if response.status_code == 200:
-                    return _answer(response)
+                    return _answer(response, attempt)
                 if response.status_code in FATAL:
                     raise ConfigError(f"{self.url}: HTTP {response.status_code}, "
                                       f"{FATAL[response.status_code]}")
@@ -77,14 +77,14 @@ class ChatClient:
         raise RequestFailed(problem, self.attempts)
 
 
-def _answer(response: httpx.Response) -> Answer:
+def _answer(response: httpx.Response, attempt: int) -> Answer:
     try:
         reply = response.json()
         text = reply["choices"][0]["message"]["content"].strip()
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise RequestFailed(f"not a chat completion: {response.text[:200]}", 1) from e
+        raise RequestFailed(f"not a chat completion: {response.text[:200]}", attempt) from e
     if not text:
-        raise RequestFailed("the model answered nothing", 1)
+        raise RequestFailed("the model answered nothing", attempt)
     return Answer(text, int((reply.get("usage") or {}).get("total_tokens") or 0))
 
 

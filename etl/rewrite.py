@@ -42,6 +42,11 @@ class _Outcomes:
     rewritten: int = 0
     failed: int = 0
 
+    @property
+    def done(self) -> int:
+        """Prompts answered or given up on, written or not."""
+        return self.rewritten + self.failed + len(self.answers) + len(self.failures)
+
 
 @dataclass(frozen=True)
 class RewriteStage:
@@ -64,7 +69,7 @@ class RewriteStage:
                             config.max_tokens, config.timeout_s, config.attempts, config.backoff_s)
         out = _Outcomes()
         try:
-            stopped = self._send(ctx, config, client, out, total)
+            stopped = _send(ctx, config, client, out, total)
         finally:
             client.close()
             _flush(ctx, config, out)
@@ -77,39 +82,39 @@ class RewriteStage:
                  f", stopped by the token budget of {config.token_budget:,}" if stopped else "")
         return StageResult(total, out.rewritten, info=info)
 
-    def _send(self, ctx: Context, config: RewriteConfig, client: ChatClient, out: _Outcomes,
-              total: int) -> str | None:
-        """Keep `concurrency` requests in flight until every prompt is sent or the budget is
-        spent; returns 'token_budget' when the budget stopped it."""
-        prompts = _prompts(ctx)
-        in_flight: dict[Future, dict] = {}
-        progress, tokens_bar = ctx.progress(STAGE), ctx.progress(f"{STAGE} tokens")
-        with ThreadPoolExecutor(config.concurrency, thread_name_prefix="rewrite") as pool:
-            try:
-                while True:
-                    spent = config.token_budget is not None and out.tokens >= config.token_budget
-                    while not spent and len(in_flight) < config.concurrency:
-                        row = next(prompts, None)
-                        if row is None:
-                            break
-                        in_flight[pool.submit(client.complete, row["prompt"])] = row
-                        out.sent += 1
-                    if not in_flight:
-                        return "token_budget" if spent else None
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        _collect(out, in_flight.pop(future), future)
-                    if len(out.answers) + len(out.failures) >= FLUSH:
-                        _flush(ctx, config, out)
-                    if progress:
-                        progress(out.rewritten + out.failed + len(out.answers)
-                                 + len(out.failures), total)
-                    if tokens_bar:
-                        tokens_bar(out.tokens, config.token_budget)
-            except BaseException:
-                for future in in_flight:
-                    future.cancel()
-                raise
+
+def _send(ctx: Context, config: RewriteConfig, client: ChatClient, out: _Outcomes,
+          total: int) -> str | None:
+    """Keep `concurrency` requests in flight until every prompt is sent or the budget is
+    spent; returns 'token_budget' when the budget stopped it."""
+    prompts = _prompts(ctx)
+    in_flight: dict[Future, dict] = {}
+    progress, tokens_bar = ctx.progress(STAGE), ctx.progress(f"{STAGE} tokens")
+    with ThreadPoolExecutor(config.concurrency, thread_name_prefix="rewrite") as pool:
+        try:
+            while True:
+                spent = config.token_budget is not None and out.tokens >= config.token_budget
+                while not spent and len(in_flight) < config.concurrency:
+                    row = next(prompts, None)
+                    if row is None:
+                        break
+                    in_flight[pool.submit(client.complete, row["prompt"])] = row
+                    out.sent += 1
+                if not in_flight:
+                    return "token_budget" if spent else None
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    _collect(out, in_flight.pop(future), future)
+                if len(out.answers) + len(out.failures) >= FLUSH:
+                    _flush(ctx, config, out)
+                if progress:
+                    progress(out.done, total)
+                if tokens_bar:
+                    tokens_bar(out.tokens, config.token_budget)
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            raise
 
 
 def _collect(out: _Outcomes, row: dict, future: Future) -> None:

@@ -23,29 +23,12 @@ SQL = "20_tag_visibility.sql"
 FILE = "cache.duckdb"
 
 
-def pull_texts(con: duckdb.DuckDBPyConnection, encoder_id: str) -> None:
-    """Copy into the database the cached vectors of the texts its tags need."""
-    with _attached(con, read_only=True) as found:
+def run(con: duckdb.DuckDBPyConnection, section: str, **params: str) -> None:
+    """Run a cache_pull_* section (cache to database, the cache opened read-only) or a
+    cache_push_* one (database to cache) of sql/20_tag_visibility.sql, when the cache is there."""
+    with _attached(con, read_only=section.startswith("cache_pull")) as found:
         if found:
-            queries.load(SQL)["cache_pull_texts"].run(con, encoder_id=encoder_id)
-
-
-def push_texts(con: duckdb.DuckDBPyConnection, encoder_id: str) -> None:
-    with _attached(con, read_only=False) as found:
-        if found:
-            queries.load(SQL)["cache_push_texts"].run(con, encoder_id=encoder_id)
-
-
-def pull_model(con: duckdb.DuckDBPyConnection, model_id: str) -> None:
-    with _attached(con, read_only=True) as found:
-        if found:
-            queries.load(SQL)["cache_pull_model"].run(con, model_id=model_id)
-
-
-def push_model(con: duckdb.DuckDBPyConnection, model_id: str) -> None:
-    with _attached(con, read_only=False) as found:
-        if found:
-            queries.load(SQL)["cache_push_model"].run(con, model_id=model_id)
+            queries.load(SQL)[section].run(con, **params)
 
 
 @contextmanager

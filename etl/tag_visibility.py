@@ -9,7 +9,6 @@ transaction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -114,7 +113,7 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
         q[name].run(con)
     cache_id = encoder.encoder_id
     if use_cache:
-        tag_cache.pull_texts(con, cache_id)
+        tag_cache.run(con, "cache_pull_texts", encoder_id=cache_id)
     pending = [r[0] for r in q["pending_texts"].run(con, encoder_id=cache_id).fetchall()]
     log.info("%s: %d new texts to embed with %s", STAGE, len(pending), cache_id)
     if not pending:
@@ -128,7 +127,7 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
         if on_progress:
             on_progress(start + len(texts), len(pending))
     if use_cache:
-        tag_cache.push_texts(con, cache_id)
+        tag_cache.run(con, "cache_push_texts", encoder_id=cache_id)
     return len(pending)
 
 
@@ -138,13 +137,12 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
     trained and stored in both."""
     q = queries.load(SQL)
     q["create_models"].run(con)
-    labels_sha = hashlib.sha256(queries.sql_text(f"seeds/{SEED_FILES['labels_csv']}").encode())
-    labels_sha256 = labels_sha.hexdigest()
+    labels_sha256 = queries.seed_digest(SEED_FILES["labels_csv"])
     model_id = "tags-" + fingerprint(encoder_id, labels_sha256, CV_SEED, classifier.SKLEARN_VERSION,
                                      classifier.PCA_SIZES, classifier.C_VALUES,
                                      classifier.CLASS_WEIGHTS, classifier.FOLDS)[:12]
     if not retrain:
-        tag_cache.pull_model(con, model_id)
+        tag_cache.run(con, "cache_pull_model", model_id=model_id)
     stored = q["find_model"].row(con, model_id=model_id)
     if stored and not retrain:
         try:
@@ -166,7 +164,7 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
                         package_version=version("skyscript-db"),
                         sklearn_version=classifier.SKLEARN_VERSION, model=blob,
                         report=json.dumps(model.report))
-    tag_cache.push_model(con, model_id)
+    tag_cache.run(con, "cache_push_model", model_id=model_id)
     _log_report(model.report)
     # Predict with the stored copy, as every later run will: the fitted object in memory can
     # differ from it in the last bits of a probability (array layout changes BLAS's sums).

@@ -128,10 +128,10 @@ def selection(config: IngestConfig) -> dict[str, Any]:
 
 def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConfig,
          location_index: str, on_progress: ProgressCallback | None = None) -> StageResult:
-    """The work of the stage: per file, tags through DuckDB's ST_ReadOSM and geometries through
-    pyosmium, kept by the clip and the tag filter; then the newest version of each element,
-    joined and classified by sql/00_ingest.sql. `on_progress(done, total)` is called as
-    geometries are built (total is an estimate)."""
+    """The work of the stage: per file, tags, nodes and ways through DuckDB's ST_ReadOSM and
+    relation areas through pyosmium, kept by the clip and the tag filter; then the newest
+    version of each element, joined and classified by sql/00_ingest.sql.
+    `on_progress(done, total)` counts the steps of reading the files."""
     q = queries.load(SQL)
     clip = clip_area(config.clip) if config.clip else None
     where = asdict(clip) if clip else {"wkt": None, "west": 0, "south": 0, "east": 0, "north": 0}
@@ -139,7 +139,7 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
     rules = tag_rules(config.tags_filter) if config.tags_filter else []
     timings: dict[str, float] = {}
     read_counts = {"elements": 0, "tag_filtered": 0}
-    progress = _Progress(on_progress)
+    progress = _Progress(on_progress, len(files))
     for name in ("create_elements", "create_geometries", "create_tag_rules"):
         q[name].run(con)
     if rules:
@@ -175,35 +175,48 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
 
 
 class _Progress:
-    """Geometries built so far, against the ways and relations read so far (an estimate)."""
+    """Steps of reading done, against all the files' steps."""
 
-    def __init__(self, report: ProgressCallback | None) -> None:
-        self.report, self.done, self.expected = report, 0, 0
+    def __init__(self, report: ProgressCallback | None, files: int) -> None:
+        self.report, self.done, self.total = report, 0, files * _FILE_STEPS
 
-    def __call__(self, n: int) -> None:
-        self.done += n
+    def step(self) -> None:
+        self.done += 1
         if self.report:
-            self.report(self.done, max(self.done, self.expected) or None)
+            self.report(self.done, self.total)
+
+
+# One file's steps, for the progress bar: elements kept, nodes read, ways, relation areas.
+_FILE_STEPS = 4
 
 
 def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area: dict[str, Any],
                rules: list, location_index: str, progress: _Progress) -> dict[str, int]:
     """One file's kept elements and geometries into the staging tables; returns its counts."""
     q = queries.load(SQL)
-    with (_input_errors(source.path),
-          osm.GeometryStream(source.path, location_index=location_index,
-                             on_progress=progress) as stream):
-        # pyosmium builds geometries in its own thread from here on, while DuckDB reads tags.
-        q["read_elements"].run(con, file=number, path=str(source.path), **area)
+    path = str(source.path)
+    with _input_errors(source.path):
+        q["read_elements"].run(con, file=number, path=path, **area)
         counts = q["file_counts"].row(con, file=number)
-        progress.expected += counts["geometries"]
         counts["tag_filtered"] = q["tag_filter"].run(con, file=number).fetchone()[0] \
             if rules else 0
-        con.register("geometry_stream", stream.reader)
-        try:
-            q["load_geometries"].run(con, file=number, **area)
-        finally:
-            con.unregister("geometry_stream")
+        progress.step()
+        relations = q["area_relations"].run(con, file=number).to_arrow_table()
+        with osm.relation_areas_in_background(source.path, relations,
+                                              location_index) as relation_areas:
+            # pyosmium assembles those relations' areas in its own process from here on, while
+            # DuckDB reads the nodes and builds the ways.
+            q["read_nodes"].run(con, path=path)
+            progress.step()
+            q["way_geometries"].run(con, file=number, **area)
+            q["drop_nodes"].run(con)
+            progress.step()
+            con.register("relation_areas", relation_areas())
+            try:
+                q["load_geometries"].run(con, file=number, **area)
+            finally:
+                con.unregister("relation_areas")
+            progress.step()
     return counts
 
 

@@ -1,28 +1,29 @@
-"""Geometries of tagged ways and areas from a PBF file, as Arrow record batches.
+"""Areas of multipolygon relations from a PBF file, as Arrow record batches.
 
-pyosmium does what C++ does best: the node location index, the area (multipolygon) assembler and
-WKB building. Untagged elements and all nodes are filtered in C++ and never reach Python; tags never
-cross into Python either (DuckDB's ST_ReadOSM reads them far faster, see sql/00_ingest.sql). Each
-object that reaches Python costs one WKB call and a few list appends.
+Way lines and closed-way polygons are built in SQL from node coordinates (sql/00_ingest.sql):
+DuckDB's joins are the fastest way there. Assembling a relation's rings from member ways is
+what libosmium's C++ area assembler does well, so pyosmium builds those and nothing else: the
+location index and the assembly run in C++, and only the relations' areas reach Python.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterator
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import osmium
 import pyarrow as pa
-from osmium.filter import EmptyTagFilter, EntityFilter
-from osmium.osm import AREA, WAY
+import pyarrow.parquet as pq
+from osmium.filter import EntityFilter, IdFilter
+from osmium.osm import AREA
 
-GEOMETRY_SCHEMA = pa.schema(
+AREA_SCHEMA = pa.schema(
     [
-        ("source", pa.string()),  # 'line' (a way itself) | 'area' (an assembled polygon)
-        # A way id for lines; for areas libosmium's area id: 2 * way id, or 2 * relation id + 1.
-        ("id", pa.int64()),
+        ("osm_id", pa.int64()),  # the relation's id
         ("wkb_hex", pa.string()),
         ("error", pa.string()),  # why no geometry could be built (wkb_hex is then null)
     ]
@@ -34,118 +35,83 @@ GEOMETRY_SCHEMA = pa.schema(
 DEFAULT_LOCATION_INDEX = "flex_mem"
 
 
-def geometry_batches(
+def relation_areas(
     path: Path,
-    batch_rows: int = 16_384,
+    relation_ids: Sequence[int],
+    batch_rows: int = 4_096,
     location_index: str = DEFAULT_LOCATION_INDEX,
-    on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Yield batches of GEOMETRY_SCHEMA for every tagged way and every assembled area.
-
-    Closed ways yield two rows, a line and an area; which one an object keeps is a tag rule
-    decided in SQL. A way whose nodes lie outside a clipped extract yields a row with `error` set.
-    The loop is the hot path: per object one WKB call and two appends, nothing else.
-    """
-    wkb = osmium.geom.WKBFactory()
+    """Yield batches of AREA_SCHEMA, one row per relation of `relation_ids` that libosmium
+    assembled (one that it could not assemble yields nothing). libosmium numbers the area of
+    relation r as 2 * r + 1; an id filter on those lets no way's area reach Python."""
+    if not relation_ids:
+        return
     processor = (
         osmium.FileProcessor(str(path))
         .with_locations(location_index)
-        .with_areas()
-        .with_filter(EmptyTagFilter())
-        .with_filter(EntityFilter(WAY | AREA))
+        .with_areas(IdFilter(relation_ids))
+        .with_filter(EntityFilter(AREA))
+        .with_filter(IdFilter([2 * r + 1 for r in relation_ids]))
     )
-    lines = _Rows("line", wkb.create_linestring)
-    areas = _Rows("area", wkb.create_multipolygon)
-    for obj in processor:
-        rows = areas if obj.is_area() else lines
+    wkb = osmium.geom.WKBFactory()
+    rows: list[tuple[int, str | None, str | None]] = []
+    for area in processor:
         try:
-            rows.geoms.append(rows.build(obj))
-            rows.ids.append(obj.id)
+            rows.append((area.orig_id(), wkb.create_multipolygon(area), None))
         except (osmium.InvalidLocationError, RuntimeError) as e:
-            rows.failed.append((obj.id, str(e) or type(e).__name__))
-        if len(lines.ids) + len(areas.ids) >= batch_rows:
-            yield _batch(lines, areas, on_progress)
-    yield _batch(lines, areas, on_progress)
+            rows.append((area.orig_id(), None, str(e) or type(e).__name__))
+        if len(rows) >= batch_rows:
+            yield _batch(rows)
+            rows = []
+    yield _batch(rows)
 
 
-class _Rows:
-    """Column lists for one source; emptied by each batch."""
-
-    def __init__(self, source: str, build: Callable) -> None:
-        self.source, self.build = source, build
-        self.ids: list[int] = []
-        self.geoms: list[str] = []
-        self.failed: list[tuple[int, str]] = []
-
-    def take(self) -> tuple[list, list, list, list]:
-        n_ok, n_failed = len(self.ids), len(self.failed)
-        columns = ([self.source] * (n_ok + n_failed),
-                   self.ids + [i for i, _ in self.failed],
-                   self.geoms + [None] * n_failed,
-                   [None] * n_ok + [e for _, e in self.failed])
-        self.ids, self.geoms, self.failed = [], [], []
-        return columns
+def _batch(rows: list[tuple]) -> pa.RecordBatch:
+    columns = zip(*rows) if rows else ((), (), ())
+    return pa.RecordBatch.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, AREA_SCHEMA)], schema=AREA_SCHEMA)
 
 
-def _batch(lines: _Rows, areas: _Rows,
-           on_progress: Callable[[int], None] | None) -> pa.RecordBatch:
-    parts = lines.take(), areas.take()
-    arrays = [pa.array(a + b, type=field.type) for a, b, field in zip(*parts, GEOMETRY_SCHEMA)]
-    batch = pa.RecordBatch.from_arrays(arrays, schema=GEOMETRY_SCHEMA)
-    if on_progress:
-        on_progress(batch.num_rows)
-    return batch
+@contextmanager
+def relation_areas_in_background(path: Path, relation_ids: pa.Table,
+                                 location_index: str = DEFAULT_LOCATION_INDEX
+                                 ) -> Iterator[Callable[[], pa.Table]]:
+    """Start relation_areas in a worker process, for the relations in column `osm_id` of
+    `relation_ids`; yields a function that waits for it and returns its table (memory-mapped
+    from an Arrow file, so a planet's areas need not fit in memory). A process, not a thread:
+    pyosmium holds the GIL while it reads, which would stall the DuckDB work meant to run beside
+    it. Leaving the block stops the worker."""
+    with tempfile.TemporaryDirectory(prefix="skyscript-areas-") as folder:
+        ids, target = Path(folder) / "relations.parquet", Path(folder) / "areas.arrow"
+        pq.write_table(relation_ids, ids)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(path), str(ids), str(target), location_index],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
+        def result() -> pa.Table:
+            _, errors = worker.communicate()
+            if worker.returncode:
+                # The worker's last line is its exception, e.g. a damaged file's RuntimeError.
+                raise RuntimeError(errors.strip().splitlines()[-1] if errors.strip()
+                                   else f"relation areas: worker exited {worker.returncode}")
+            return pa.ipc.open_file(pa.memory_map(str(target))).read_all()
 
-class GeometryStream:
-    """geometry_batches running in a background thread, a few batches ahead of its consumer.
-
-    pyosmium starts at once, so it builds geometries while DuckDB (which releases the GIL) reads
-    tags or processes earlier batches. Use as a context manager: leaving it stops the thread.
-    `reader` is the Arrow stream for DuckDB; errors of the thread re-raise in the consumer.
-    """
-
-    def __init__(self, path: Path, depth: int = 8, **kwargs) -> None:
-        self._slots: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(path, kwargs),
-                                        name="pyosmium", daemon=True)
-        self._thread.start()
-        self.reader = pa.RecordBatchReader.from_batches(GEOMETRY_SCHEMA, self._consume())
-
-    def __enter__(self) -> "GeometryStream":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _put(self, item: tuple[str, object]) -> None:
-        while not self._stop.is_set():
-            try:
-                self._slots.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                continue
-
-    def _produce(self, path: Path, kwargs: dict) -> None:
         try:
-            for batch in geometry_batches(path, **kwargs):
-                if self._stop.is_set():
-                    return
-                self._put(("batch", batch))
-            self._put(("end", None))
-        except BaseException as e:  # handed to the consumer, which raises it
-            self._put(("error", e))
+            yield result
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait()
 
-    def _consume(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            kind, value = self._slots.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
+
+def write_relation_areas(path: Path, relation_ids: Path, target: Path,
+                         location_index: str) -> None:
+    """relation_areas(path) of the ids in the Parquet file `relation_ids` into the Arrow IPC
+    file `target`."""
+    ids = pq.read_table(relation_ids, columns=["osm_id"]).column("osm_id").to_pylist()
+    with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, AREA_SCHEMA) as writer:
+        for batch in relation_areas(path, ids, location_index=location_index):
+            writer.write_batch(batch)
 
 
 def versions(path: Path, wanted: set[tuple[str, int]]) -> pa.Table:
@@ -177,3 +143,7 @@ def read_header(path: Path) -> dict[str, str]:
     finally:
         reader.close()
     return {k: v for k, v in info.items() if v}
+
+
+if __name__ == "__main__":  # the worker of relation_areas_in_background
+    write_relation_areas(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])

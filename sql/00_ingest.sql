@@ -1,7 +1,9 @@
 -- Stage ingest: OSM elements of one or more extracts -> osm_objects, osm_tags, osm_rejects.
--- Tags and node coordinates come from DuckDB's ST_ReadOSM; way lines and assembled areas come from
--- pyosmium (etl/osm.py) as hex WKB in temp table ingest_geometries. Every tagged element ends up
--- exactly once: in osm_objects with a valid geometry, or in osm_rejects with the reason.
+-- Tags, node coordinates and way node lists come from DuckDB's ST_ReadOSM; way lines and
+-- closed-way polygons are built here from the coordinates of their nodes (as libosmium does:
+-- repeated consecutive points dropped); multipolygon relations are assembled by pyosmium
+-- (etl/osm.py) and arrive as hex WKB. Every tagged element ends up exactly once: in osm_objects
+-- with a valid geometry, or in osm_rejects with the reason.
 -- Which closed ways are areas follows the rules in table area_rules (seed sql/seeds/area_rules.csv,
 -- after the osm-polygon-features list used by iD and osmtogeojson): area=no never, else any tag
 -- whose key is 'all', whose value is listed under 'only', or not listed under 'except'.
@@ -9,6 +11,7 @@
 -- whose geometry intersects it, whole; with a tag filter (ingest_tag_rules), those with a tag
 -- matching a positive rule (when there is one) and none matching a negative one. Files are read
 -- one after the other ($file numbers them); an element in several keeps its newest version.
+-- Coordinates are rounded to OSM's 7 decimals (ST_ReadOSM's doubles carry conversion noise).
 
 -- name: create_elements
 create or replace temp table ingest_elements (
@@ -18,6 +21,7 @@ create or replace temp table ingest_elements (
     tags map(varchar, varchar),
     lat double,
     lon double,
+    refs bigint[],  -- a way's nodes
     is_closed boolean
 );
 
@@ -30,8 +34,9 @@ select
     kind::varchar as osm_type,
     id as osm_id,
     tags,
-    lat,
-    lon,
+    round(lat, 7),
+    round(lon, 7),
+    if(kind = 'way', refs, null),
     kind = 'way' and len(refs) >= 4 and refs[1] = refs[-1] as is_closed
 from ST_ReadOSM($path)
 where cardinality(tags) > 0 and kind in ('node', 'way', 'relation')
@@ -39,10 +44,15 @@ where cardinality(tags) > 0 and kind in ('node', 'way', 'relation')
         or (lon between $west and $east and lat between $south and $north
             and st_intersects(st_point(lon, lat), st_geomfromtext($clip))));
 
+-- name: read_nodes
+-- Every node's coordinates, tagged or not: what way geometries are built from.
+create or replace temp table ingest_nodes as
+select id, round(lon, 7) as lon, round(lat, 7) as lat
+from ST_ReadOSM($path)
+where kind = 'node';
+
 -- name: file_counts
--- One file's ways and relations (what pyosmium will send, roughly: the progress bar's total).
-select count(*) filter (where osm_type <> 'node') as geometries, count(*) as elements
-from ingest_elements where file = $file;
+select count(*) as elements from ingest_elements where file = $file;
 
 -- name: create_tag_rules
 create or replace temp table ingest_tag_rules (key_like varchar, value_like varchar, keep boolean);
@@ -83,6 +93,12 @@ using (
 ) as dropped
 where e.file = $file and e.osm_type = dropped.osm_type and e.osm_id = dropped.osm_id;
 
+-- name: area_relations
+-- One file's kept relations that libosmium's area manager assembles (those classify calls
+-- polygons).
+select osm_id from ingest_elements
+where file = $file and osm_type = 'relation' and tags['type'] in ('multipolygon', 'boundary');
+
 -- name: load_area_rules
 create or replace temp table ingest_area_rules as
 select key, rule, coalesce(string_split(values, ';'), []) as values
@@ -94,22 +110,80 @@ create or replace temp table ingest_geometries (
     error varchar
 );
 
+-- name: way_geometries
+-- One file's kept ways: the line through their nodes' coordinates, and for closed ways also the
+-- polygon it bounds (which of the two a way keeps is a tag rule, see classify). A node missing
+-- from the file (a clipped extract) leaves the way without geometry. With a clip, only the ways
+-- whose bounding box touches its bounding box (the exact test waits until each element's
+-- geometry is chosen: a closed way's ring may miss the clip where its area covers it).
+insert into ingest_geometries
+with
+way_nodes as (
+    select osm_id, is_closed, unnest(refs) as ref, generate_subscripts(refs, 1) as pos
+    from ingest_elements
+    where file = $file and osm_type = 'way'
+),
+located as (
+    select
+        w.osm_id,
+        any_value(w.is_closed) as is_closed,
+        count(*) - count(n.id) as missing,
+        list_sort(list({'pos': w.pos, 'x': n.lon, 'y': n.lat})) as nodes
+    from way_nodes as w
+    left join ingest_nodes as n on n.id = w.ref
+    group by w.osm_id
+),
+lines as (
+    -- libosmium's rule: a point equal to the one before it is dropped.
+    -- (inside if(): DuckDB may test the conditions below in any order)
+    select
+        osm_id,
+        is_closed,
+        if(missing = 0 and len(nodes) >= 2,
+           st_removerepeatedpoints(st_makeline(list_transform(nodes, p -> st_point(p.x, p.y)))),
+           null) as geom
+    from located
+    where missing = 0 and len(nodes) >= 2
+),
+kept as (
+    select *
+    from lines
+    where st_npoints(geom) >= 2
+        and ($clip::varchar is null
+            or (st_xmax(geom) >= $west and st_xmin(geom) <= $east
+                and st_ymax(geom) >= $south and st_ymin(geom) <= $north))
+),
+areas as (
+    select osm_id, st_makepolygon(geom) as geom
+    from kept
+    where is_closed and st_npoints(geom) >= 4
+),
+failed as (
+    select osm_id, 'invalid location' as error from located where missing > 0
+    union all
+    select osm_id, 'need at least two points for linestring' from located
+    where missing = 0 and len(nodes) < 2
+    union all
+    select osm_id, 'need at least two points for linestring' from lines
+    where st_npoints(geom) < 2
+)
+select $file, 'way', osm_id, 'line', geom, true, null from kept
+union all
+select $file, 'way', osm_id, 'area', geom, st_isvalid(geom), null from areas
+union all
+select $file, 'way', osm_id, 'line', null, null, error from failed;
+
+-- name: drop_nodes
+drop table if exists ingest_nodes;
+
 -- name: load_geometries
--- One file's geometries of the elements kept so far; with a clip, those touching its bounding
--- box (the exact test waits until each element's geometry is chosen: a closed way's ring may miss
--- the clip where its area covers it). An element whose geometry could not be built cannot be
--- placed, so a clip drops it. Parsing and validity checks run here, on DuckDB's threads, while
--- pyosmium builds the next batch.
+-- One file's relation areas from pyosmium, of the relations kept so far; with a clip, those
+-- touching its bounding box. Parsing and validity checks run here, on DuckDB's threads.
 insert into ingest_geometries
 with
 parsed as (
-    select
-        if(source = 'line' or id % 2 = 0, 'way', 'relation') as osm_type,
-        if(source = 'line', id, id // 2) as osm_id,
-        source,
-        st_geomfromhexwkb(wkb_hex) as geom,
-        error
-    from geometry_stream
+    select 'relation' as osm_type, osm_id, st_geomfromhexwkb(wkb_hex) as geom, error
+    from relation_areas
 ),
 kept as (
     select *
@@ -124,9 +198,9 @@ select
     $file,
     osm_type,
     osm_id,
-    source,
+    'area',
     -- A polygon of one part is stored as POLYGON, several as MULTIPOLYGON.
-    if(source = 'area' and st_numgeometries(geom) = 1, st_dump(geom)[1].geom, geom) as geom,
+    if(st_numgeometries(geom) = 1, st_dump(geom)[1].geom, geom) as geom,
     st_isvalid(geom) as valid,
     error
 from kept;
@@ -300,6 +374,7 @@ select
 
 -- name: drop_staging
 drop table if exists ingest_elements;
+drop table if exists ingest_nodes;
 drop table if exists ingest_geometries;
 drop table if exists ingest_area_rules;
 drop table if exists ingest_classified;

@@ -208,7 +208,9 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
             # DuckDB reads the nodes and builds the ways.
             q["read_nodes"].run(con, path=path)
             progress.step()
-            q["way_geometries"].run(con, file=number, **area)
+            parts = q["way_parts"].row(con, file=number)["parts"]
+            for part in range(parts):
+                q["way_geometries"].run(con, file=number, part=part, parts=parts, **area)
             q["drop_nodes"].run(con)
             progress.step()
             con.register("relation_areas", relation_areas())

@@ -82,6 +82,7 @@ def build(
     force: bool = False,
     models: Models = Models(),
     on_progress: ProgressCallback | None = None,
+    memory_limit: str | None = None,
 ) -> list[str]:
     """Build or update the database at `db`; returns the names of the stages that ran.
 
@@ -90,12 +91,14 @@ def build(
     ingest: the clip and tag filter.
     fetch, embed: go on to fetch the images, then to embed them and build the index (True, or
         that stage's config).
+    memory_limit: DuckDB's memory limit (e.g. '512MB'); beyond it DuckDB spills to disk.
     """
     given = () if pbf is None else (pbf,) if isinstance(pbf, (str, Path)) else tuple(pbf)
     options = Options(
         pbf=tuple(str(p) for p in given), ingest=ingest, build=config,
         fetch=fetch if isinstance(fetch, FetchConfig) else FetchConfig(),
-        embed=embed if isinstance(embed, EmbedConfig) else EmbedConfig(), index=index)
+        embed=embed if isinstance(embed, EmbedConfig) else EmbedConfig(), index=index,
+        memory_limit=memory_limit)
     results = run(db, options, build_names(bool(fetch), bool(embed)), only=only,
                   from_stage=from_stage, force=force, models=models, on_progress=on_progress)
     return list(results)
@@ -126,7 +129,7 @@ def run(db: str | Path, options: Options, names: Sequence[str], *, only: str | N
                 check_pbf(Path(given))
     paths.db.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, StageResult] = {}
-    with connect(paths.db) as con:
+    with connect(paths.db, memory_limit=options.memory_limit) as con:
         ctx = Context(con, paths, models, on_progress)
         if not options.pbf:
             recorded = tuple(s["file"] for s in recorded_sources(con))

@@ -243,6 +243,8 @@ class Options:
         the default extract); objects in several keep their newest version.
     ingest, fetch, embed, index, export, rewrite: the options of those stages.
     benchmark_out: where the make_benchmark stage writes the benchmark folder.
+    memory_limit: DuckDB's memory limit for the run (e.g. '512MB'); above it DuckDB spills to
+        disk beside the database. None: DuckDB's default, 80 % of the machine's memory.
     """
 
     pbf: tuple[str, ...] = ()
@@ -254,3 +256,4 @@ class Options:
     export: ExportConfig = field(default_factory=ExportConfig)
     benchmark_out: Path | None = None
     rewrite: RewriteConfig | None = None
+    memory_limit: str | None = None

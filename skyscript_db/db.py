@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from skyscript_db import queries
-from skyscript_db.errors import DatabaseError, ExtensionError
+from skyscript_db.errors import DatabaseError, ExtensionError, InputError
 
 DEFAULT_DB = Path("data/skyscript.duckdb")
 
@@ -51,8 +51,10 @@ def cache_folder(kind: str) -> Path:
     return Path(base) / "skyscript-db" / kind
 
 
-def connect(path: str | Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the database at `path` (in memory when None) with the spatial extension loaded.
+def connect(path: str | Path | None = None, read_only: bool = False,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the database at `path` (in memory when None) with the spatial extension loaded;
+    `memory_limit` is DuckDB's setting (e.g. '512MB'), beyond which it spills to disk.
 
     The extension comes from the `duckdb-extension-spatial` wheel; automatic installs from the
     network are switched off, so a broken install fails here with a message naming the fix.
@@ -62,6 +64,13 @@ def connect(path: str | Path | None = None, read_only: bool = False) -> duckdb.D
     config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     con = duckdb.connect(":memory:" if path is None else str(path), read_only=read_only,
                          config=config)
+    if memory_limit is not None:
+        try:
+            con.execute("set memory_limit = $limit", {"limit": memory_limit})
+        except duckdb.Error as e:
+            con.close()
+            raise InputError(f"memory limit {memory_limit!r}: not a size DuckDB understands "
+                             "(e.g. 512MB, 4GB)") from e
     try:
         load_spatial(con)
     except ExtensionError:

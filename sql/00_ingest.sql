@@ -110,8 +110,28 @@ create or replace temp table ingest_geometries (
     error varchar
 );
 
+-- name: way_parts
+-- Ways are built in as many parts as DuckDB's memory limit asks for: a part's aggregation holds
+-- about 200 bytes per node reference and gets half the limit (one part unless a limit is set
+-- well below the machine's memory; each further part costs a scan of the nodes).
+with
+setting as (select current_setting('memory_limit') as text),
+memory as (
+    select cast(regexp_extract(text, '^[0-9.]+') as double) * case regexp_extract(text, '[KMGT]i?B$')
+        when 'KiB' then 2 ^ 10 when 'MiB' then 2 ^ 20 when 'GiB' then 2 ^ 30 when 'TiB' then 2 ^ 40
+        else 1 end as bytes
+    from setting
+),
+refs as (
+    select coalesce(sum(len(refs)), 0) as n
+    from ingest_elements
+    where file = $file and osm_type = 'way'
+)
+select greatest(1, ceil(refs.n * 200 / (memory.bytes / 2)))::integer as parts
+from refs, memory;
+
 -- name: way_geometries
--- One file's kept ways: the line through their nodes' coordinates, and for closed ways also the
+-- One part ($part of $parts, by hash of the id) of one file's kept ways: the line through their nodes' coordinates, and for closed ways also the
 -- polygon it bounds (which of the two a way keeps is a tag rule, see classify). A node missing
 -- from the file (a clipped extract) leaves the way without geometry. With a clip, only the ways
 -- whose bounding box touches its bounding box (the exact test waits until each element's
@@ -121,7 +141,7 @@ with
 way_nodes as (
     select osm_id, is_closed, unnest(refs) as ref, generate_subscripts(refs, 1) as pos
     from ingest_elements
-    where file = $file and osm_type = 'way'
+    where file = $file and osm_type = 'way' and hash(osm_id) % $parts = $part
 ),
 located as (
     select

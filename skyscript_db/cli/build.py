@@ -25,6 +25,8 @@ BboxOption = Annotated[Optional[str], typer.Option(
     help="Keep the objects intersecting this box, W,S,E,N in degrees.")]
 GeometryOption = Annotated[Optional[str], typer.Option(
     help="Keep the objects intersecting this area: WKT, GeoJSON, or a file holding either.")]
+MemoryLimitOption = Annotated[Optional[str], typer.Option(
+    help="DuckDB's memory limit, e.g. 512MB; beyond it DuckDB spills to disk beside the database.")]
 TagsFilterOption = Annotated[Optional[str], typer.Option(
     help='Keep objects by tag, QuackOSM\'s JSON: \'{"building": true, "amenity": ["parking"], '
          '"highway": false}\'; * is a wildcard.')]
@@ -96,6 +98,7 @@ def build(
     from_stage: Annotated[Optional[str], typer.Option("--from", help="Rerun this stage and every "
                                                                      "later one.")] = None,
     force: Annotated[bool, typer.Option(help="Rerun stages that are up to date.")] = False,
+    memory_limit: MemoryLimitOption = None,
 ) -> None:
     """Run every stage in order, skipping those whose inputs and options are unchanged."""
     spec = ModelSpec(model, pretrained)
@@ -110,7 +113,7 @@ def build(
     options = Options(pbf=tuple(pbf or ()), ingest=ingest_config(bbox, geometry, tags_filter),
                       build=config,
                       fetch=FetchConfig(workers=workers, gee_project=gee_project),
-                      embed=EmbedConfig(spec))
+                      embed=EmbedConfig(spec), memory_limit=memory_limit)
     _run(db, options, pipeline.build_names(fetch, embed), only=only, from_stage=from_stage,
          force=force)
 
@@ -118,10 +121,11 @@ def build(
 def ingest(pbf: Annotated[list[str], typer.Argument(
                help="OpenStreetMap extracts (.osm.pbf paths or http(s) URLs).")],
            db: DbOption = DEFAULT_DB, bbox: BboxOption = None, geometry: GeometryOption = None,
-           tags_filter: TagsFilterOption = None) -> None:
+           tags_filter: TagsFilterOption = None, memory_limit: MemoryLimitOption = None) -> None:
     """Read PBF files into osm_objects, osm_tags, osm_rejects and build_info (replacing earlier
     ones); objects in several files keep their newest version."""
-    options = Options(pbf=tuple(pbf), ingest=ingest_config(bbox, geometry, tags_filter))
+    options = Options(pbf=tuple(pbf), ingest=ingest_config(bbox, geometry, tags_filter),
+                      memory_limit=memory_limit)
     _run(db, options, ["ingest"], only="ingest")
 
 

@@ -4,6 +4,7 @@ build_info, clipped and tag-filtered as asked."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import platform
@@ -139,7 +140,12 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
     rules = tag_rules(config.tags_filter) if config.tags_filter else []
     timings: dict[str, float] = {}
     read_counts = {"elements": 0, "tag_filtered": 0}
-    progress = _Progress(on_progress, len(files))
+    done = itertools.count(1)
+
+    def step() -> None:
+        if on_progress:
+            on_progress(next(done), len(files) * _FILE_STEPS)
+
     for name in ("create_elements", "create_geometries", "create_tag_rules"):
         q[name].run(con)
     if rules:
@@ -147,7 +153,7 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
     q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
     for number, source in enumerate(files):
         with _timed(timings, "read_s"):
-            counts = _read_file(con, number, source, area, rules, location_index, progress)
+            counts = _read_file(con, number, source, area, rules, location_index, step)
         read_counts["elements"] += counts["elements"]
         read_counts["tag_filtered"] += counts["tag_filtered"]
     with _timed(timings, "assemble_s"):
@@ -174,51 +180,38 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
                        info={**read_counts, **counts, **timings})
 
 
-class _Progress:
-    """Steps of reading done, against all the files' steps."""
-
-    def __init__(self, report: ProgressCallback | None, files: int) -> None:
-        self.report, self.done, self.total = report, 0, files * _FILE_STEPS
-
-    def step(self) -> None:
-        self.done += 1
-        if self.report:
-            self.report(self.done, self.total)
-
-
 # One file's steps, for the progress bar: elements kept, nodes read, ways, relation areas.
 _FILE_STEPS = 4
 
 
 def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area: dict[str, Any],
-               rules: list, location_index: str, progress: _Progress) -> dict[str, int]:
+               rules: list, location_index: str, step: Callable[[], None]) -> dict[str, int]:
     """One file's kept elements and geometries into the staging tables; returns its counts."""
     q = queries.load(SQL)
-    path = str(source.path)
     with _input_errors(source.path):
-        q["read_elements"].run(con, file=number, path=path, **area)
+        q["read_elements"].run(con, file=number, path=str(source.path), **area)
         counts = q["file_counts"].row(con, file=number)
         counts["tag_filtered"] = q["tag_filter"].run(con, file=number).fetchone()[0] \
             if rules else 0
-        progress.step()
+        step()
         relations = q["area_relations"].run(con, file=number).to_arrow_table()
         with osm.relation_areas_in_background(source.path, relations,
                                               location_index) as relation_areas:
             # pyosmium assembles those relations' areas in its own process from here on, while
             # DuckDB reads the nodes and builds the ways.
-            q["read_nodes"].run(con, path=path)
-            progress.step()
+            q["read_nodes"].run(con, path=str(source.path))
+            step()
             parts = q["way_parts"].row(con, file=number)["parts"]
             for part in range(parts):
                 q["way_geometries"].run(con, file=number, part=part, parts=parts, **area)
             q["drop_nodes"].run(con)
-            progress.step()
+            step()
             con.register("relation_areas", relation_areas())
             try:
                 q["load_geometries"].run(con, file=number, **area)
             finally:
                 con.unregister("relation_areas")
-            progress.step()
+            step()
     return counts
 
 

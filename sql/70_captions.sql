@@ -127,14 +127,27 @@ from osm_objects as o
 join object_gsd as g using (osm_type, osm_id);
 
 -- name: caption_hits
--- Objects inside each image, in a statement of their own: with any other condition beside
--- st_intersects, DuckDB plans the join as an inequality join (minutes) instead of its R-tree join.
+-- Objects inside each image that can be named at its GSD. One R-tree join does it: the objects
+-- are copied once per GSD the requests use (those visible at it) and shifted east by 400° times
+-- that GSD's rank, the requests by their own GSD's; so boxes and objects of different GSDs never
+-- meet. (With any condition beside st_intersects, DuckDB plans an inequality join instead of its
+-- R-tree join: minutes.)
 create or replace temp table caption_hits as
 with
+levels as (
+    select gsd_m, 400 * row_number() over (order by gsd_m) as shift
+    from (select distinct gsd_m from image_requests)
+),
 requests as (
-    select pair_id, osm_type, osm_id, gsd_m, center_lon, center_lat,
-        st_makeenvelope(west, south, east, north) as box
-    from image_requests
+    select r.pair_id, r.osm_type, r.osm_id, r.gsd_m, r.center_lon, r.center_lat,
+        st_makeenvelope(r.west + l.shift, r.south, r.east + l.shift, r.north) as box
+    from image_requests as r
+    join levels as l using (gsd_m)
+),
+candidates as (
+    select o.osm_type, o.osm_id, o.max_gsd_m, o.geom, st_translate(o.geom, l.shift, 0) as shifted
+    from caption_seen as o
+    join levels as l on o.max_gsd_m >= l.gsd_m
 )
 select
     r.pair_id,
@@ -146,7 +159,7 @@ select
     o.max_gsd_m,
     st_distance(o.geom, st_point(r.center_lon, r.center_lat)) as dist
 from requests as r
-join caption_seen as o on st_intersects(r.box, o.geom);
+join candidates as o on st_intersects(r.box, o.shifted);
 
 -- name: caption_input
 create or replace temp table caption_input as

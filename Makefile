@@ -37,6 +37,7 @@ test: venv
 bench: venv
 	$(BIN)/python bench/ingest.py $(if $(QUACKOSM_PYTHON),--quackosm-python $(QUACKOSM_PYTHON))
 	$(BIN)/python bench/clip.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/sql.py
 	$(BIN)/python bench/captions.py
 	$(BIN)/python bench/imagery.py

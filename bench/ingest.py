@@ -197,9 +197,9 @@ def write_report(counts, n_input, rows, best, baseline, scaling, n_repeat) -> No
                      f"{max(r['rss_mb'] for r in results):.0f} |")
     lines += [
         "",
-        f"Fastest ingest, by step (s): tags and node coordinates by ST_ReadOSM, overlapped with "
-        f"geometries by pyosmium streamed into DuckDB {best['read_s']}; classify and write the "
-        f"tables in SQL {best['assemble_s']}; "
+        f"Fastest ingest, by step (s): tags, nodes and way geometries by ST_ReadOSM and SQL "
+        f"joins, multipolygon relations by a pyosmium worker process beside them "
+        f"{best['read_s']}; classify and write the tables in SQL {best['assemble_s']}; "
         f"{best['objects']:,} objects, {best['rejects']:,} rejects.",
         "",
         "## Memory against the number of untagged nodes",
@@ -220,14 +220,15 @@ def write_report(counts, n_input, rows, best, baseline, scaling, n_repeat) -> No
         "",
         f"Adding {added:,} untagged nodes to the Helsinki extract changes peak RSS by {growth:+.0f} MB "
         f"({growth * 2**20 / added:.1f} bytes per added node) and ingest time by "
-        f"{r_padded['seconds'] - r_small['seconds']:+.2f} s: untagged nodes cost only the location "
-        "index, which is freed before the SQL stage that sets the peak.",
+        f"{r_padded['seconds'] - r_small['seconds']:+.2f} s: untagged nodes cost the scan that "
+        "reads every node's coordinates (table ingest_nodes, dropped once the ways are built) and "
+        "the relation worker's location index.",
         "",
-        "Node locations live in pyosmium's `flex_mem` index (sparse for extracts, dense array once "
-        "node ids are dense, i.e. country or planet files: 8 bytes per node id, no per-object Python "
-        "state). Untagged nodes never reach Python; tagged ones come from DuckDB's `ST_ReadOSM`. "
-        "For a planet on a small machine pass `location_index='dense_file_array,PATH'` to keep the "
-        "index on disk.",
+        "Way geometries are joins in DuckDB, so with `--memory-limit` they are built in parts and "
+        "spill to disk beside the database (bench/scale.py). The relation worker keeps node "
+        "locations in pyosmium's `flex_mem` index (sparse for extracts, a dense array once node "
+        "ids are dense: 8 bytes per node id); for a planet on a small machine pass "
+        "`location_index='dense_file_array,PATH'` to keep it on disk.",
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

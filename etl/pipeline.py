@@ -17,10 +17,12 @@ from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import duckdb
+
 from skyscript_db import captions
 from skyscript_db.config import (BuildConfig, EmbedConfig, FetchConfig, IndexConfig, IngestConfig,
                                  Options)
-from skyscript_db.db import DEFAULT_DB, Paths, connect
+from skyscript_db.db import DEFAULT_DB, Paths, connect, set_memory_limit
 from skyscript_db.errors import ConfigError, DatabaseError
 from skyscript_db.etl import download
 from skyscript_db.etl.benchmark import MakeBenchmarkStage
@@ -127,6 +129,9 @@ def run(db: str | Path, options: Options, names: Sequence[str], *, only: str | N
                 download.fetch(given, report)
             else:
                 check_pbf(Path(given))
+    if options.memory_limit is not None:
+        with duckdb.connect() as scratch:
+            set_memory_limit(scratch, options.memory_limit)
     paths.db.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, StageResult] = {}
     with connect(paths.db, memory_limit=options.memory_limit) as con:

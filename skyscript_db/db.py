@@ -66,17 +66,25 @@ def connect(path: str | Path | None = None, read_only: bool = False,
                          config=config)
     if memory_limit is not None:
         try:
-            con.execute("set memory_limit = $limit", {"limit": memory_limit})
-        except duckdb.Error as e:
+            set_memory_limit(con, memory_limit)
+        except InputError:
             con.close()
-            raise InputError(f"memory limit {memory_limit!r}: not a size DuckDB understands "
-                             "(e.g. 512MB, 4GB)") from e
+            raise
     try:
         load_spatial(con)
     except ExtensionError:
         con.close()
         raise
     return con
+
+
+def set_memory_limit(con: duckdb.DuckDBPyConnection, memory_limit: str) -> None:
+    """DuckDB's memory limit on `con`; a value it cannot read is an InputError naming it."""
+    try:
+        con.execute("set memory_limit = $limit", {"limit": memory_limit})
+    except duckdb.Error as e:
+        raise InputError(f"memory limit {memory_limit!r}: not a size DuckDB understands "
+                         "(e.g. 512MB, 4GB)") from e
 
 
 def load_spatial(con: duckdb.DuckDBPyConnection) -> None:

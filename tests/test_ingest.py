@@ -187,3 +187,34 @@ def test_truncated_file_fails_in_the_geometry_pass_too(tmp_path, helsinki_db):
     with pytest.raises(InputError, match="truncated or corrupt"):
         skyscript_db.build(bad, db, only="ingest")
     assert digests(db) == before
+
+
+def test_ways_built_in_parts_equal_ways_built_at_once():
+    """A memory limit splits the way join into parts (by id hash); the geometries must not
+    change. Run on the Helsinki extract's own staging tables, one part against three."""
+    q = skyscript_db.queries.load("00_ingest.sql")
+    area = {"clip": None, "west": 0, "south": 0, "east": 0, "north": 0}
+    digest = ("select count(*), count(geom), sum(hash(osm_id, source, st_aswkb(geom), valid, "
+              "error)) from ingest_geometries")
+    with skyscript_db.connect() as con:
+        for name in ("create_elements", "create_geometries"):
+            q[name].run(con)
+        q["read_elements"].run(con, file=0, path=str(HELSINKI), **area)
+        q["read_nodes"].run(con, path=str(HELSINKI))
+        built = []
+        for parts in (1, 3):
+            con.execute("delete from ingest_geometries")
+            for part in range(parts):
+                q["way_geometries"].run(con, file=0, part=part, parts=parts, **area)
+            built.append(con.execute(digest).fetchone())
+        parts_now = q["way_parts"].row(con, file=0)["parts"]
+        con.execute("set memory_limit = '8MB'")
+        parts_tight = q["way_parts"].row(con, file=0)["parts"]
+    assert built[0] == built[1] and built[0][1] > 4000
+    assert (parts_now, parts_tight) == (1, 2)
+
+
+def test_a_bad_memory_limit_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="memory limit 'lots'"):
+        skyscript_db.build(HELSINKI, tmp_path / "x.duckdb", only="ingest", memory_limit="lots")
+    assert not (tmp_path / "x.duckdb").exists()

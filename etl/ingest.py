@@ -139,7 +139,7 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
     area = {"clip": where.pop("wkt"), **where}
     rules = tag_rules(config.tags_filter) if config.tags_filter else []
     timings: dict[str, float] = {}
-    read_counts = {"elements": 0, "tag_filtered": 0}
+    read_counts = {"elements": 0, "tag_filtered": 0, "clipped_ways_relations": 0}
     done = itertools.count(1)
 
     def step() -> None:
@@ -154,18 +154,16 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
     for number, source in enumerate(files):
         with _timed(timings, "read_s"):
             counts = _read_file(con, number, source, area, rules, location_index, step)
-        read_counts["elements"] += counts["elements"]
-        read_counts["tag_filtered"] += counts["tag_filtered"]
+        for key in read_counts:
+            read_counts[key] += counts[key]
     with _timed(timings, "assemble_s"):
-        if clip:
-            read_counts["clipped_ways_relations"] = q["clip_unplaced"].run(con).fetchone()[0]
+        clipped = q["clip_unplaced"].run(con, clip=area["clip"]).fetchone()[0]
         if len(files) > 1:
             read_counts["duplicates_dropped"] = _keep_newest(con, files)
         for name in ("points", "point_tags", "classify"):
             q[name].run(con)
-        if clip:
-            read_counts["clipped_ways_relations"] += q["clip_objects"].run(
-                con, clip=clip.wkt).fetchone()[0]
+        clipped += q["clip_objects"].run(con, clip=area["clip"]).fetchone()[0]
+        read_counts["clipped_ways_relations"] += clipped
         for name in ("objects", "tags", "rejects", "area_rules"):
             q[name].run(con)
     counts = q["counts"].row(con)
@@ -200,6 +198,8 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
             # pyosmium assembles those relations' areas in its own process from here on, while
             # DuckDB reads the nodes and builds the ways.
             q["read_nodes"].run(con, path=str(source.path))
+            counts["clipped_ways_relations"] = q["clip_ways"].run(
+                con, file=number, **area).fetchone()[0]
             step()
             parts = q["way_parts"].row(con, file=number)["parts"]
             for part in range(parts):

@@ -110,6 +110,25 @@ create or replace temp table ingest_geometries (
     error varchar
 );
 
+-- name: clip_ways
+-- With a clip: one file's ways whose nodes' bounding box misses the clip's bounding box go
+-- before their geometries are built (a way with no node located cannot be placed either).
+-- Returns how many.
+delete from ingest_elements as e
+using (
+    select w.osm_id
+    from (
+        select osm_id, unnest(refs) as ref
+        from ingest_elements
+        where file = $file and osm_type = 'way' and $clip::varchar is not null
+    ) as w
+    left join ingest_nodes as n on n.id = w.ref
+    group by w.osm_id
+    having not coalesce(max(n.lon) >= $west and min(n.lon) <= $east
+        and max(n.lat) >= $south and min(n.lat) <= $north, false)
+) as far
+where e.file = $file and e.osm_type = 'way' and e.osm_id = far.osm_id;
+
 -- name: way_parts
 -- Ways are built in as many parts as DuckDB's memory limit asks for: a part's aggregation holds
 -- about 200 bytes per node reference and gets half the limit (one part unless a limit is set
@@ -228,7 +247,8 @@ from kept;
 -- name: clip_unplaced
 -- With a clip: ways and relations with no geometry near it go (nodes went as they were read).
 delete from ingest_elements as e
-where e.osm_type <> 'node'
+where $clip::varchar is not null
+    and e.osm_type <> 'node'
     and not exists (
         select 1 from ingest_geometries as g
         where g.file = e.file and g.osm_type = e.osm_type and g.osm_id = e.osm_id
@@ -357,7 +377,8 @@ select * from final;
 -- With a clip: what does not intersect it goes, rejects without a geometry included (they
 -- cannot be placed). Returns how many.
 delete from ingest_classified
-where geom is null or not st_intersects(geom, st_geomfromtext($clip));
+where $clip::varchar is not null
+    and (geom is null or not st_intersects(geom, st_geomfromtext($clip)));
 
 -- name: objects
 insert into osm_objects

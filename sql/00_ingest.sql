@@ -136,9 +136,12 @@ where e.file = $file and e.osm_type = 'way' and e.osm_id = far.osm_id;
 with
 setting as (select current_setting('memory_limit') as text),
 memory as (
-    select cast(regexp_extract(text, '^[0-9.]+') as double) * case regexp_extract(text, '[KMGT]i?B$')
-        when 'KiB' then 2 ^ 10 when 'MiB' then 2 ^ 20 when 'GiB' then 2 ^ 30 when 'TiB' then 2 ^ 40
-        else 1 end as bytes
+    select
+        cast(regexp_extract(text, '^[0-9.]+') as double)
+        * case regexp_extract(text, '[KMGT]i?B$')
+            when 'KiB' then 2 ^ 10 when 'MiB' then 2 ^ 20 when 'GiB' then 2 ^ 30
+            when 'TiB' then 2 ^ 40 else 1
+        end as bytes
     from setting
 ),
 refs as (
@@ -150,8 +153,9 @@ select greatest(1, ceil(refs.n * 200 / (memory.bytes / 2)))::integer as parts
 from refs, memory;
 
 -- name: way_geometries
--- One part ($part of $parts, by hash of the id) of one file's kept ways: the line through their nodes' coordinates, and for closed ways also the
--- polygon it bounds (which of the two a way keeps is a tag rule, see classify). A node missing
+-- One part ($part of $parts, by hash of the id) of one file's kept ways: the line through their
+-- nodes' coordinates, and for closed ways also the polygon it bounds (which of the two a way
+-- keeps is a tag rule, see classify). A node missing
 -- from the file (a clipped extract) leaves the way without geometry. With a clip, only the ways
 -- whose bounding box touches its bounding box (the exact test waits until each element's
 -- geometry is chosen: a closed way's ring may miss the clip where its area covers it).

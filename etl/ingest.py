@@ -89,9 +89,9 @@ class IngestStage:
     location_index: str = osm.DEFAULT_LOCATION_INDEX
 
     def fingerprint(self, ctx: Context, options: Options) -> str:
-        """Changes when a file, the clip, the tag filter, the area rules or this package's
-        version change. A file the database was built from may have moved away since: its
-        recorded checksum stands in."""
+        """Changes when a file, the clip, the tag filter, the area rules, the SQL or this
+        package's version change. A file the database was built from may have moved away
+        since: its recorded checksum stands in."""
         recorded = {s["file"]: s["sha256"] for s in recorded_sources(ctx.con)}
         checksums = []
         for source in sources(options, ctx.progress("download")):
@@ -101,7 +101,7 @@ class IngestStage:
                 recorded[file] = sha256_of(source.path)
             checksums.append(recorded[file])
         rules = queries.sql_text(f"seeds/{AREA_RULES}")
-        return fingerprint(checksums, selection(options.ingest), rules,
+        return fingerprint(checksums, selection(options.ingest), rules, queries.sql_text(SQL),
                            _version("skyscript-db"))
 
     def run(self, ctx: Context, options: Options) -> StageResult:

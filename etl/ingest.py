@@ -203,7 +203,7 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
             step()
             parts = q["way_parts"].row(con, file=number)["parts"]
             for part in range(parts):
-                q["way_geometries"].run(con, file=number, part=part, parts=parts, **area)
+                q["way_geometries"].run(con, file=number, part=part, parts=parts)
             q["drop_nodes"].run(con)
             step()
             con.register("relation_areas", relation_areas())

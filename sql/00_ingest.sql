@@ -155,10 +155,10 @@ from refs, memory;
 -- name: way_geometries
 -- One part ($part of $parts, by hash of the id) of one file's kept ways: the line through their
 -- nodes' coordinates, and for closed ways also the polygon it bounds (which of the two a way
--- keeps is a tag rule, see classify). A node missing
--- from the file (a clipped extract) leaves the way without geometry. With a clip, only the ways
--- whose bounding box touches its bounding box (the exact test waits until each element's
--- geometry is chosen: a closed way's ring may miss the clip where its area covers it).
+-- keeps is a tag rule, see classify). A node missing from the file (a clipped extract) leaves
+-- the way without geometry. With a clip, clip_ways has already dropped the ways far from it
+-- (the exact test waits until each element's geometry is chosen: a closed way's ring may miss
+-- the clip where its area covers it).
 insert into ingest_geometries
 with
 way_nodes as (
@@ -189,12 +189,7 @@ lines as (
     where missing = 0 and len(nodes) >= 2
 ),
 kept as (
-    select *
-    from lines
-    where st_npoints(geom) >= 2
-        and ($clip::varchar is null
-            or (st_xmax(geom) >= $west and st_xmin(geom) <= $east
-                and st_ymax(geom) >= $south and st_ymin(geom) <= $north))
+    select * from lines where st_npoints(geom) >= 2
 ),
 areas as (
     select osm_id, st_makepolygon(geom) as geom

@@ -145,7 +145,7 @@ requests as (
     join levels as l using (gsd_m)
 ),
 candidates as (
-    select o.osm_type, o.osm_id, o.max_gsd_m, o.geom, st_translate(o.geom, l.shift, 0) as shifted
+    select o.osm_type, o.osm_id, o.geom, st_translate(o.geom, l.shift, 0) as shifted
     from caption_seen as o
     join levels as l on o.max_gsd_m >= l.gsd_m
 )
@@ -156,7 +156,6 @@ select
     r.osm_id as centre_id,
     o.osm_type,
     o.osm_id,
-    o.max_gsd_m,
     st_distance(o.geom, st_point(r.center_lon, r.center_lat)) as dist
 from requests as r
 join candidates as o on st_intersects(r.box, o.shifted);
@@ -174,7 +173,7 @@ around as (
         dist,
         row_number() over (partition by pair_id order by dist, osm_type, osm_id) as rank
     from caption_hits
-    where max_gsd_m >= gsd_m and not (osm_type = centre_type and osm_id = centre_id)
+    where not (osm_type = centre_type and osm_id = centre_id)  -- all visible at gsd_m
     qualify rank <= $max_surrounding
 ),
 objects as (

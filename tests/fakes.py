@@ -57,4 +57,5 @@ class FakeTextEncoder:
         return text_vectors(texts)
 
 
-FAKE_MODELS = Models(encoder=FakeEncoder, text_encoder=lambda name: FakeTextEncoder())
+FAKE_MODELS = Models(load_clip=lambda spec, device: FakeEncoder(spec),
+                     load_text=lambda name, device: FakeTextEncoder())

@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from skyscript_db.cli.common import DbOption, progress_bars, say
+from skyscript_db.cli.common import DbOption, DeviceOption, progress_bars, say
 from skyscript_db.config import BuildConfig, EmbedConfig, FetchConfig, IngestConfig, Options
 from skyscript_db.db import DEFAULT_DB
 from skyscript_db.errors import ConfigError
 from skyscript_db.etl import pipeline
-from skyscript_db.models import TINY, ModelSpec, default_tag_encoder
+from skyscript_db.models import TINY, ModelSpec, Models, default_tag_encoder
 
 ModelOption = Annotated[str, typer.Option(help="open_clip model name, hf-hub:ORG/REPO or "
                                                "local-dir:PATH.")]
@@ -99,6 +99,7 @@ def build(
                                                                      "later one.")] = None,
     force: Annotated[bool, typer.Option(help="Rerun stages that are up to date.")] = False,
     memory_limit: MemoryLimitOption = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Run every stage in order, skipping those whose inputs and options are unchanged."""
     spec = ModelSpec(model, pretrained)
@@ -115,7 +116,7 @@ def build(
                       fetch=FetchConfig(workers=workers, gee_project=gee_project),
                       embed=EmbedConfig(spec), memory_limit=memory_limit)
     _run(db, options, pipeline.build_names(fetch, embed), only=only, from_stage=from_stage,
-         force=force)
+         force=force, models=Models(device))
 
 
 def ingest(pbf: Annotated[list[str], typer.Argument(
@@ -153,11 +154,12 @@ def embed(
                                                     "title_multi_objects, title_natural, "
                                                     "title_multi_objects_natural or "
                                                     "rewrite:MODEL.")] = "title",
+    device: DeviceOption = "auto",
 ) -> None:
     """Embed fetched images and their captions with CLIP, (re)create the pairs views, and
     rebuild the index."""
     options = Options(embed=EmbedConfig(ModelSpec(model, pretrained, seed), batch, score_caption))
-    _run(db, options, ["embed", "index"], from_stage="embed")
+    _run(db, options, ["embed", "index"], from_stage="embed", models=Models(device))
 
 
 def index(db: DbOption = DEFAULT_DB) -> None:
@@ -165,9 +167,11 @@ def index(db: DbOption = DEFAULT_DB) -> None:
     _run(db, Options(), ["index"], only="index")
 
 
-def _run(db: Path, options: Options, names: list[str], **selection) -> None:
+def _run(db: Path, options: Options, names: list[str], models: Models = Models(),
+         **selection) -> None:
     with progress_bars() as progress:
-        results = pipeline.run(db, options, names, on_progress=progress, **selection)
+        results = pipeline.run(db, options, names, on_progress=progress, models=models,
+                               **selection)
     for name, result in results.items():
         line = _SUMMARIES.get(name)
         if line:

@@ -22,6 +22,8 @@ from skyscript_db.errors import SkyscriptError
 console = Console(stderr=True)
 
 DbOption = Annotated[Path, typer.Option("--db", help="DuckDB database file.")]
+DeviceOption = Annotated[str, typer.Option(help="Where models run: auto (a GPU when there is "
+                                                "one), cpu, cuda or cuda:N.")]
 
 
 class ErrorHandlingGroup(TyperGroup):

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from skyscript_db import evaluate, training
-from skyscript_db.cli.common import DbOption, progress_bars, say
+from skyscript_db.cli.common import DbOption, DeviceOption, progress_bars, say
 from skyscript_db.config import ExportConfig, Options
 from skyscript_db.db import DEFAULT_DB
 from skyscript_db.errors import ExportError
@@ -93,11 +93,12 @@ def train(
     webdataset: Annotated[bool, typer.Option("--webdataset", help="Read the export's "
                                                                   "WebDataset shards.")] = False,
     rotate: Annotated[bool, typer.Option(help="Random 90° rotations.")] = True,
+    device: DeviceOption = "auto",
 ) -> None:
     """Continue CLIP pre-training (or train a small one from scratch) with open_clip_train."""
     checkpoint = training.train(TrainConfig(data, out, model, pretrained, caption, epochs,
                                             batch_size, lr, warmup, workers, seed, webdataset,
-                                            rotate))
+                                            rotate, device))
     say(f"checkpoint: {checkpoint}")
 
 
@@ -110,12 +111,14 @@ def eval_zero_shot(
                                                                "name; repeat for several.")]
     = None,
     report: ReportOption = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Top-1, top-5, per-class accuracy and confusion matrix, with the SkyScript prompts."""
     with progress_bars() as progress:
         result = evaluate.zero_shot(folder, ModelSpec(model, pretrained),
                                     tuple(template or evaluate.TEMPLATES),
-                                    on_progress=lambda d, t: progress("zero-shot", d, t))
+                                    on_progress=lambda d, t: progress("zero-shot", d, t),
+                                    device=device)
     _show_report(result, report)
 
 
@@ -130,12 +133,14 @@ def eval_retrieval(
     prefix: Annotated[bool, typer.Option(help=f"Prefix captions with "
                                               f"'{evaluate.RETRIEVAL_PREFIX}'.")] = False,
     report: ReportOption = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Recall@1/5/10 image->text and text->image, and their mean."""
     with progress_bars() as progress:
         result = evaluate.retrieval(csv_file, ModelSpec(model, pretrained), image_key,
                                     caption_key, evaluate.RETRIEVAL_PREFIX if prefix else "",
-                                    on_progress=lambda d, t: progress("retrieval", d, t))
+                                    on_progress=lambda d, t: progress("retrieval", d, t),
+                                    device=device)
     _show_report(result, report)
 
 

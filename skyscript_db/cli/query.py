@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from skyscript_db import readonly
-from skyscript_db.cli.common import DbOption, print_table
+from skyscript_db.cli.common import DbOption, DeviceOption, print_table
 from skyscript_db.db import DEFAULT_DB, connect, has_table
 from skyscript_db.errors import ConfigError, DatabaseError
+from skyscript_db.models import Models
 
 
 class Format(str, enum.Enum):
@@ -35,14 +36,16 @@ def retrieve(
     = None,
     image: Annotated[Optional[Path], typer.Option(help="Search by this image instead.")] = None,
     db: DbOption = DEFAULT_DB,
+    device: DeviceOption = "auto",
 ) -> None:
     """The best-matching image-caption pairs for a text (or an image), as a table."""
     from skyscript_db import retrieval
 
     if (text is None) == (image is None):
         raise ConfigError("give a TEXT or --image PATH")
-    frame = retrieval.retrieve(text, k, where, db) if image is None \
-        else retrieval.retrieve_by_image(image, k, where, db)
+    models = Models(device)
+    frame = retrieval.retrieve(text, k, where, db, models=models) if image is None \
+        else retrieval.retrieve_by_image(image, k, where, db, models=models)
     table = Table(show_lines=False)
     for column in ("rank", "score", "pair_id", "collection_code", "title", "image_path"):
         table.add_column(column)

@@ -1,14 +1,16 @@
 """Stage embed: CLIP embeddings of fetched images and their captions, batch by batch.
 
 Reader (SQL: pairs this model has not embedded from their current image and captions), mapper
-(the model, on its device), writer (SQL: one insert per batch, committed). A rerun embeds only what
-is new or changed (a refetched image, an edited caption); the `pairs` views are (re)created at the
-end with the model and the caption to score.
+(`embed_rows`: the model, on its device; here, or on Ray Data with one model per actor), writer
+(SQL: one insert per batch, committed). A rerun embeds only what is new or changed (a refetched
+image, an edited caption); the `pairs` views are (re)created at the end with the model and the
+caption to score.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,8 +19,9 @@ from PIL import Image
 
 from skyscript_db import captions, queries
 from skyscript_db.config import EmbedConfig, Options
+from skyscript_db.etl import cluster
 from skyscript_db.etl.stage import Context, StageResult, fingerprint, transaction
-from skyscript_db.models import ImageTextEncoder, vector_lists
+from skyscript_db.models import ImageTextEncoder, Models, ModelSpec, vector_lists
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +57,14 @@ class EmbedStage:
                                 pretrained=config.model.pretrained, seed=config.model.seed,
                                 untrained=config.model.untrained, dim=encoder.dim)
         done = 0
-        for batch in q["next_batch"].pages(con, config.batch):
-            images = [_open_rgb(ctx.paths.root / r["path"]) for r in batch]
-            table = pa.table({
-                "pair_id": pa.array([r["pair_id"] for r in batch], pa.int64()),
-                "image": vector_lists(encoder.images(images)),
-                "title": vector_lists(encoder.texts([r["title"] for r in batch])),
-                "title_multi_objects": vector_lists(
-                    encoder.texts([r["title_multi_objects"] for r in batch])),
-            })
+        batches = _on_ray(ctx, options) if options.cluster.executor == "ray" else (
+            embed_rows(encoder, ctx.paths.root, pa.Table.from_pylist(page))
+            for page in q["next_batch"].pages(con, config.batch))
+        for table in batches:
             con.register("embedding_batch", table)
             q["insert"].run(con, model_id=model_id)
             con.unregister("embedding_batch")
-            done += len(batch)
+            done += len(table)
             if on_progress:
                 on_progress(done, total)
         _embed_scored_caption(ctx, config, encoder)
@@ -79,6 +77,46 @@ class EmbedStage:
                  summary["rows_out"])
         return StageResult(summary["rows_in"], summary["rows_out"],
                            info=summary | {"model_id": model_id, **asdict(config)})
+
+
+def embed_rows(encoder: ImageTextEncoder, root: Path, rows: pa.Table) -> pa.Table:
+    """The mapper on either executor: a batch's image and caption vectors, keyed by pair_id."""
+    images = [_open_rgb(root / path) for path in rows["path"].to_pylist()]
+    return pa.table({
+        "pair_id": rows["pair_id"].cast(pa.int64()),
+        "image": vector_lists(encoder.images(images)),
+        "title": vector_lists(encoder.texts(rows["title"].to_pylist())),
+        "title_multi_objects": vector_lists(encoder.texts(rows["title_multi_objects"].to_pylist())),
+    })
+
+
+class RayEmbedder:
+    """A Ray Data actor: one model, loaded once, mapping batches with `embed_rows`."""
+
+    def __init__(self, models: Models, spec: ModelSpec, root: Path):
+        self.encoder, self.root = models.encoder(spec), root
+
+    def __call__(self, rows: pa.Table) -> pa.Table:
+        return embed_rows(self.encoder, self.root, rows)
+
+
+def _on_ray(ctx: Context, options: Options) -> Iterator[pa.Table]:
+    """The pending pairs (their paths and captions, not their images) go to the cluster in
+    partitions of one batch; vectors come back batch by batch as the actors make them."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    cluster.connect(options.cluster.ray_address)
+    config, q = options.embed, queries.load(SQL)
+    partitions = [pa.Table.from_pylist(page)
+                  for page in q["next_batch"].pages(ctx.con, config.batch)]
+    if not partitions:
+        return
+    dataset = ray.data.from_arrow(partitions).map_batches(
+        RayEmbedder, fn_constructor_args=(ctx.models, config.model, ctx.paths.root),
+        batch_size=config.batch, batch_format="pyarrow",
+        compute=ActorPoolStrategy(size=config.actors), num_gpus=config.gpus_per_actor)
+    yield from dataset.iter_batches(batch_size=config.batch, batch_format="pyarrow")
 
 
 def _embed_scored_caption(ctx: Context, config: EmbedConfig, encoder: ImageTextEncoder) -> None:

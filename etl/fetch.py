@@ -1,8 +1,9 @@
 """Stage fetch_images: every pending image request -> an image file and an `images` row.
 
 Reader, mapper, writer: the main process reads batches of requests (and, for the render source,
-their features) with SQL; workers fetch pixels and write each file atomically (a temp file in the
-same folder, then a rename); the main process records every outcome. Files are named
+their features) with SQL; workers (a local pool, or Ray tasks: `ClusterConfig`) fetch pixels for
+chunks of a batch and write each file atomically (a temp file in the same folder, then a rename);
+the main process records every outcome, batch by batch. Files are named
 `{a|w|n}{osm_id}_{CODE}_{yy}.jpg` like the released SkyScript dataset (`xx` when the year is
 unknown) and sit in `<database stem>_images/<CODE>/` beside the database (`Paths.images`),
 referenced by paths relative to the database's folder. Per-request failures are data (status,
@@ -18,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,10 @@ import pyarrow as pa
 from PIL import Image
 
 from skyscript_db import queries
-from skyscript_db.config import FetchConfig, Options
+from skyscript_db.config import ClusterConfig, FetchConfig, Options
 from skyscript_db.db import has_table
 from skyscript_db.errors import NoCoverage
+from skyscript_db.etl import cluster
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest, RetryPolicy, Source
 from skyscript_db.etl.imagery.gee import GeeSource
 from skyscript_db.etl.imagery.local import LocalSource
@@ -85,13 +88,14 @@ class FetchStage:
         retry = RetryPolicy(attempts=config.attempts)
         counts: dict[str, int] = defaultdict(int)
         started = time.perf_counter()
-        with _executor(kinds, config) as pool:
+        with _executor(kinds, config, options.cluster) as (pool, parallel):
             for batch, payloads in _batches(con, config.batch):
-                jobs = [pool.submit(fetch_one, sources[r["collection_code"]], _request(r),
-                                    payloads.get(r["pair_id"]), ctx.paths.images, retry,
-                                    config.jpeg_quality) for r in batch]
+                jobs = [pool.submit(fetch_many, [(sources[r["collection_code"]], _request(r),
+                                                  payloads.get(r["pair_id"])) for r in chunk],
+                                    ctx.paths.images, retry, config.jpeg_quality)
+                        for chunk in _chunks(batch, parallel)]
                 keys = {r["pair_id"]: r["request_key"] for r in batch}
-                outcomes = [job.result() for job in as_completed(jobs)]
+                outcomes = [o for job in as_completed(jobs) for o in job.result()]
                 con.executemany(q["record"].text,
                                 [{**o, "request_key": keys[o["pair_id"]]} for o in outcomes])
                 for o in outcomes:
@@ -102,6 +106,14 @@ class FetchStage:
         log.info("fetch_images: %d requests in %.1f s (%.1f/s): %s", total, seconds,
                  total / seconds if seconds else 0, dict(counts))
         return StageResult(total, counts["ok"], info=q["summary"].row(con))
+
+
+def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: Path, retry: RetryPolicy,
+               quality: int) -> list[dict[str, Any]]:
+    """One worker's share of a batch: a task per chunk, not per image, keeps the cost of
+    sending work (to a process or a Ray node) small beside the fetching."""
+    return [fetch_one(source, request, payload, out, retry, quality)
+            for source, request, payload in jobs]
 
 
 def fetch_one(source: Source, request: ImageRequest, payload: Any, out: Path,
@@ -196,8 +208,25 @@ def _sources(con: duckdb.DuckDBPyConnection, config: FetchConfig) -> dict[str, S
     return sources
 
 
-def _executor(kinds: set[str], config: FetchConfig) -> Executor:
-    use_processes = config.processes if config.processes is not None else bool(kinds & CPU_KINDS)
-    if use_processes:  # spawned, not forked: the parent holds DuckDB and GDAL threads
-        return ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
-    return ThreadPoolExecutor(config.workers)
+def _chunks(batch: list[dict[str, Any]], parallel: int) -> Iterator[list[dict[str, Any]]]:
+    """About two chunks per worker, so a slow chunk does not hold the batch back for long."""
+    size = max(1, -(-len(batch) // (2 * parallel)))
+    return (batch[i:i + size] for i in range(0, len(batch), size))
+
+
+@contextmanager
+def _executor(kinds: set[str], config: FetchConfig,
+              where: ClusterConfig) -> Iterator[tuple[Executor, int]]:
+    """The pool and how many chunks it runs at once: Ray tasks on the cluster's CPUs, else
+    `workers` processes (CPU-bound sources) or threads (sources that wait on the network)."""
+    if where.executor == "ray":
+        pool: Executor = cluster.RayPool(where)
+        parallel = cluster.cluster_cpus()
+    elif config.processes if config.processes is not None else bool(kinds & CPU_KINDS):
+        # spawned, not forked: the parent holds DuckDB and GDAL threads
+        pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
+        parallel = config.workers
+    else:
+        pool, parallel = ThreadPoolExecutor(config.workers), config.workers
+    with pool:
+        yield pool, parallel

@@ -20,8 +20,8 @@ from pathlib import Path
 import duckdb
 
 from skyscript_db import captions
-from skyscript_db.config import (BuildConfig, EmbedConfig, FetchConfig, IndexConfig, IngestConfig,
-                                 Options)
+from skyscript_db.config import (BuildConfig, ClusterConfig, EmbedConfig, FetchConfig,
+                                 IndexConfig, IngestConfig, Options)
 from skyscript_db.db import DEFAULT_DB, Paths, connect, set_memory_limit
 from skyscript_db.errors import ConfigError, DatabaseError
 from skyscript_db.etl import download
@@ -78,6 +78,7 @@ def build(
     ingest: IngestConfig = IngestConfig(),
     fetch: bool | FetchConfig = False,
     embed: bool | EmbedConfig = False,
+    cluster: ClusterConfig = ClusterConfig(),
     index: IndexConfig = IndexConfig(),
     only: str | None = None,
     from_stage: str | None = None,
@@ -93,13 +94,15 @@ def build(
     ingest: the clip and tag filter.
     fetch, embed: go on to fetch the images, then to embed them and build the index (True, or
         that stage's config).
+    cluster: where fetch and embed run: here (the default) or on Ray.
     memory_limit: DuckDB's memory limit (e.g. '512MB'); beyond it DuckDB spills to disk.
     """
     given = () if pbf is None else (pbf,) if isinstance(pbf, (str, Path)) else tuple(pbf)
     options = Options(
         pbf=tuple(str(p) for p in given), ingest=ingest, build=config,
         fetch=fetch if isinstance(fetch, FetchConfig) else FetchConfig(),
-        embed=embed if isinstance(embed, EmbedConfig) else EmbedConfig(), index=index,
+        embed=embed if isinstance(embed, EmbedConfig) else EmbedConfig(), cluster=cluster,
+        index=index,
         memory_limit=memory_limit)
     results = run(db, options, build_names(bool(fetch), bool(embed)), only=only,
                   from_stage=from_stage, force=force, models=models, on_progress=on_progress)

@@ -11,8 +11,8 @@ factory (`skyscript_db.models`), options (`skyscript_db.config`) and errors; the
 """
 
 from skyscript_db.captions import caption
-from skyscript_db.config import (BuildConfig, EmbedConfig, ExportConfig, FetchConfig, IndexConfig,
-                                 IngestConfig)
+from skyscript_db.config import (BuildConfig, ClusterConfig, EmbedConfig, ExportConfig,
+                                 FetchConfig, IndexConfig, IngestConfig)
 from skyscript_db.db import connect
 from skyscript_db.readonly import sql
 
@@ -29,7 +29,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'skyscript_db' has no attribute {name!r}")
 
 
-__all__ = ["BuildConfig", "EmbedConfig", "ExportConfig", "FetchConfig", "IndexConfig",
+__all__ = ["BuildConfig", "ClusterConfig", "EmbedConfig", "ExportConfig", "FetchConfig", "IndexConfig",
            "IngestConfig", "build",
            "caption", "connect", "retrieve", "retrieve_by_image", "sql", "__version__"]
 __version__ = "0.1.0"

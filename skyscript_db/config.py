@@ -115,16 +115,38 @@ class FetchConfig:
 class EmbedConfig:
     """model: the CLIP model. batch: pairs per batch. score_caption: the caption the pairs view
     scores: a column of captions or rewrite:MODEL (embedded too when it is not one of the
-    paper's two)."""
+    paper's two). actors, gpus_per_actor: on Ray, the model copies (one per actor) and the GPUs
+    each one takes (0: CPU actors)."""
 
     model: ModelSpec = ModelSpec()
     batch: int = 64
     score_caption: str = "title"
+    actors: int = 1
+    gpus_per_actor: float = 0.0
 
     def __post_init__(self) -> None:
         check_caption(self.score_caption, "score_caption")
-        if self.batch < 1:
-            raise ConfigError(f"embed batch must be at least 1, got {self.batch}")
+        if self.batch < 1 or self.actors < 1:
+            raise ConfigError(f"embed batch and actors must be at least 1, got {self.batch} "
+                              f"and {self.actors}")
+        if self.gpus_per_actor < 0:
+            raise ConfigError(f"gpus_per_actor must not be negative, got {self.gpus_per_actor}")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where fetch and embed run: executor 'local' (a pool on this machine) or 'ray'.
+    ray_address: None starts a Ray instance on this machine; 'auto' or 'HOST:PORT' joins a
+    running cluster. The database stays with this process (the driver) either way."""
+
+    executor: str = "local"
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in ("local", "ray"):
+            raise ConfigError(f"executor must be 'local' or 'ray', got {self.executor!r}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ConfigError("ray_address needs executor 'ray'")
 
 
 @dataclass(frozen=True)
@@ -242,6 +264,7 @@ class Options:
     pbf: the extracts, paths or http(s) URLs (empty: the ones the database was built from, else
         the default extract); objects in several keep their newest version.
     ingest, fetch, embed, index, export, rewrite: the options of those stages.
+    cluster: where fetch and embed run (here, or on Ray).
     benchmark_out: where the make_benchmark stage writes the benchmark folder.
     memory_limit: DuckDB's memory limit for the run (e.g. '512MB'); above it DuckDB spills to
         disk beside the database. None: DuckDB's default, 80 % of the machine's memory.
@@ -252,6 +275,7 @@ class Options:
     build: BuildConfig = BuildConfig()
     fetch: FetchConfig = FetchConfig()
     embed: EmbedConfig = EmbedConfig()
+    cluster: ClusterConfig = ClusterConfig()
     index: IndexConfig = IndexConfig()
     export: ExportConfig = field(default_factory=ExportConfig)
     benchmark_out: Path | None = None

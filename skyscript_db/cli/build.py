@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from skyscript_db.cli.common import DbOption, DeviceOption, progress_bars, say
-from skyscript_db.config import BuildConfig, EmbedConfig, FetchConfig, IngestConfig, Options
+from skyscript_db.config import (BuildConfig, ClusterConfig, EmbedConfig, FetchConfig,
+                                 IngestConfig, Options)
 from skyscript_db.db import DEFAULT_DB
 from skyscript_db.errors import ConfigError
 from skyscript_db.etl import pipeline
@@ -20,6 +21,11 @@ PretrainedOption = Annotated[Optional[str], typer.Option(help="Pretrained tag (e
                                                               "a local checkpoint file.")]
 WorkersOption = Annotated[int, typer.Option(help="Parallel fetches.")]
 GeeOption = Annotated[Optional[str], typer.Option(help="Google Cloud project for Earth Engine.")]
+ExecutorOption = Annotated[str, typer.Option(help="Where fetch and embed run: local (a pool "
+                                                  "on this machine) or ray.")]
+RayAddressOption = Annotated[Optional[str], typer.Option(
+    help="With --executor ray: auto or HOST:PORT joins a running cluster; default: start Ray "
+         "on this machine.")]
 STAGE_NAMES = ", ".join(pipeline.STAGES)
 BboxOption = Annotated[Optional[str], typer.Option(
     help="Keep the objects intersecting this box, W,S,E,N in degrees.")]
@@ -100,6 +106,8 @@ def build(
     force: Annotated[bool, typer.Option(help="Rerun stages that are up to date.")] = False,
     memory_limit: MemoryLimitOption = None,
     device: DeviceOption = "auto",
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run every stage in order, skipping those whose inputs and options are unchanged."""
     spec = ModelSpec(model, pretrained)
@@ -114,7 +122,8 @@ def build(
     options = Options(pbf=tuple(pbf or ()), ingest=ingest_config(bbox, geometry, tags_filter),
                       build=config,
                       fetch=FetchConfig(workers=workers, gee_project=gee_project),
-                      embed=EmbedConfig(spec), memory_limit=memory_limit)
+                      embed=EmbedConfig(spec), cluster=ClusterConfig(executor, ray_address),
+                      memory_limit=memory_limit)
     _run(db, options, pipeline.build_names(fetch, embed), only=only, from_stage=from_stage,
          force=force, models=Models(device))
 
@@ -136,10 +145,13 @@ def fetch_images(
     attempts: Annotated[int, typer.Option(help="Tries per image for network errors.")]
     = FetchConfig.attempts,
     gee_project: GeeOption = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Fetch every image request not fetched yet (or failed, changed, or whose file is gone)."""
     options = Options(fetch=FetchConfig(workers=workers, attempts=attempts,
-                                        gee_project=gee_project))
+                                        gee_project=gee_project),
+                      cluster=ClusterConfig(executor, ray_address))
     _run(db, options, ["fetch_images"], only="fetch_images")
 
 
@@ -149,16 +161,26 @@ def embed(
     pretrained: PretrainedOption = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights when none are given.")]
     = 0,
-    batch: Annotated[int, typer.Option(help="Pairs per batch.")] = EmbedConfig.batch,
+    batch: Annotated[int, typer.Option("--batch-size", "--batch", help="Pairs per batch.")]
+    = EmbedConfig.batch,
     score_caption: Annotated[str, typer.Option(help="Caption scored in the pairs view: title, "
                                                     "title_multi_objects, title_natural, "
                                                     "title_multi_objects_natural or "
                                                     "rewrite:MODEL.")] = "title",
     device: DeviceOption = "auto",
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    concurrency: Annotated[int, typer.Option(help="With --executor ray: model copies (one per "
+                                                  "actor).")] = EmbedConfig.actors,
+    num_gpus_per_actor: Annotated[float, typer.Option(help="With --executor ray: GPUs each "
+                                                           "actor takes.")]
+    = EmbedConfig.gpus_per_actor,
 ) -> None:
     """Embed fetched images and their captions with CLIP, (re)create the pairs views, and
     rebuild the index."""
-    options = Options(embed=EmbedConfig(ModelSpec(model, pretrained, seed), batch, score_caption))
+    options = Options(embed=EmbedConfig(ModelSpec(model, pretrained, seed), batch, score_caption,
+                                        concurrency, num_gpus_per_actor),
+                      cluster=ClusterConfig(executor, ray_address))
     _run(db, options, ["embed", "index"], from_stage="embed", models=Models(device))
 
 

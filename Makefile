@@ -38,6 +38,7 @@ bench: venv
 	$(BIN)/python bench/ingest.py $(if $(QUACKOSM_PYTHON),--quackosm-python $(QUACKOSM_PYTHON))
 	$(BIN)/python bench/clip.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/sql.py
 	$(BIN)/python bench/captions.py
 	$(BIN)/python bench/imagery.py
@@ -65,7 +66,7 @@ seeds: venv
 # Re-pin requirements.lock from what pyproject.toml asks for today.
 lock:
 	rm -rf /tmp/skyscript-lock && $(PYTHON) -m venv /tmp/skyscript-lock
-	/tmp/skyscript-lock/bin/python -m pip install -q '.[test]'
+	/tmp/skyscript-lock/bin/python -m pip install -q '.[test,ray]'
 	(echo "# Exact versions for .venv (make venv). Regenerate with: make lock"; \
 	 /tmp/skyscript-lock/bin/python -m pip freeze --exclude skyscript-db | sort -f) > requirements.lock
 

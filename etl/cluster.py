@@ -26,8 +26,10 @@ TASK_RETRIES = 3
 def connect(address: str | None) -> None:
     """Join the cluster at `address` ('auto', 'HOST:PORT') or start one on this machine (None);
     once per process."""
-    import ray
-
+    try:
+        import ray
+    except ImportError as e:
+        raise ConfigError("executor 'ray' needs Ray: pip install 'skyscript-db[ray]'") from e
     if ray.is_initialized():
         return
     try:

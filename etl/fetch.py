@@ -18,7 +18,8 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import (Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor,
+                                as_completed)
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -47,6 +48,9 @@ SQL = "80_fetch.sql"
 TYPE_LETTER = {"node": "n", "way": "w", "relation": "a"}
 CPU_KINDS = {"render", "local"}  # worth processes; stac and gee wait on the network: threads
 _REQUEST_FIELDS = [f.name for f in fields(ImageRequest)]
+OUTCOME = pa.schema([("pair_id", pa.int64()), ("path", pa.string()), ("status", pa.string()),
+                     ("error", pa.string()), ("source", pa.string()), ("acquired", pa.string()),
+                     ("width_px", pa.int32()), ("height_px", pa.int32()), ("bytes", pa.int64())])
 
 
 def file_name(request: ImageRequest, acquired: str | None) -> str:
@@ -89,23 +93,35 @@ class FetchStage:
         counts: dict[str, int] = defaultdict(int)
         started = time.perf_counter()
         with _executor(kinds, config, options.cluster) as (pool, parallel):
+            in_flight: list[Future] = []
+            # The next batch is read and sent before the one in flight is awaited, so the
+            # workers never wait on the SQL that prepares their work.
             for batch, payloads in _batches(con, config.batch):
                 jobs = [pool.submit(fetch_many, [(sources[r["collection_code"]], _request(r),
                                                   payloads.get(r["pair_id"])) for r in chunk],
                                     ctx.paths.images, retry, config.jpeg_quality)
                         for chunk in _chunks(batch, parallel)]
-                keys = {r["pair_id"]: r["request_key"] for r in batch}
-                outcomes = [o for job in as_completed(jobs) for o in job.result()]
-                con.executemany(q["record"].text,
-                                [{**o, "request_key": keys[o["pair_id"]]} for o in outcomes])
-                for o in outcomes:
-                    counts[o["status"]] += 1
+                _record(con, in_flight, counts)
+                in_flight = jobs
                 if on_progress:
                     on_progress(sum(counts.values()), total)
+            _record(con, in_flight, counts)
         seconds = time.perf_counter() - started
         log.info("fetch_images: %d requests in %.1f s (%.1f/s): %s", total, seconds,
                  total / seconds if seconds else 0, dict(counts))
         return StageResult(total, counts["ok"], info=q["summary"].row(con))
+
+
+def _record(con: duckdb.DuckDBPyConnection, jobs: list[Future], counts: dict[str, int]) -> None:
+    """Wait for one batch and commit its outcomes in one statement."""
+    outcomes = [o for job in as_completed(jobs) for o in job.result()]
+    if not outcomes:
+        return
+    con.register("fetch_outcomes", pa.Table.from_pylist(outcomes, OUTCOME))
+    queries.load(SQL)["record"].run(con)
+    con.unregister("fetch_outcomes")
+    for o in outcomes:
+        counts[o["status"]] += 1
 
 
 def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: Path, retry: RetryPolicy,
@@ -118,7 +134,7 @@ def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: Path, retry: R
 
 def fetch_one(source: Source, request: ImageRequest, payload: Any, out: Path,
               retry: RetryPolicy, quality: int) -> dict[str, Any]:
-    """Fetch and write one image; the outcome as an `images` row (without request_key)."""
+    """Fetch and write one image; the outcome as an `images` row (`OUTCOME`)."""
     row: dict[str, Any] = {"pair_id": request.pair_id, "path": None, "error": None,
                            "source": source.name, "acquired": None, "width_px": None,
                            "height_px": None, "bytes": None}

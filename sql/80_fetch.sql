@@ -107,8 +107,17 @@ from batch as b
 join render_objects as o on st_intersects(st_makeenvelope(b.west, b.south, b.east, b.north), o.geom);
 
 -- name: render_features
--- The hits in pixel coordinates of their image (x right, y down), clipped to it.
-with clipped as (
+-- The hits in pixel coordinates of their image (x right, y down), clipped to it. Each object is
+-- projected to a UTM zone once per batch, not once per image it shows in.
+with
+projected as (
+    select o.osm_type, o.osm_id, z.utm_epsg, o.layer, o.colour, o.width_m,
+        st_transform(o.geom, 'EPSG:4326', 'EPSG:' || z.utm_epsg, always_xy := true) as geom
+    from (select distinct h.osm_type, h.osm_id, p.utm_epsg
+          from render_hits as h join fetch_pending as p using (pair_id)) as z
+    join render_objects as o on o.osm_type = z.osm_type and o.osm_id = z.osm_id
+),
+clipped as (
     select
         h.pair_id,
         h.osm_type,
@@ -117,13 +126,12 @@ with clipped as (
         o.colour,
         o.width_m / p.gsd_m as width_px,
         st_affine(
-            st_intersection(
-                st_transform(o.geom, 'EPSG:4326', 'EPSG:' || p.utm_epsg, always_xy := true),
-                st_makeenvelope(p.x_min, p.y_min, p.x_max, p.y_max)),
+            st_intersection(o.geom, st_makeenvelope(p.x_min, p.y_min, p.x_max, p.y_max)),
             1 / p.gsd_m, 0, 0, -1 / p.gsd_m, -p.x_min / p.gsd_m, p.y_max / p.gsd_m) as geom
     from render_hits as h
-    join render_objects as o using (osm_type, osm_id)
     join fetch_pending as p using (pair_id)
+    join projected as o
+        on o.osm_type = h.osm_type and o.osm_id = h.osm_id and o.utm_epsg = p.utm_epsg
 )
 select pair_id, layer, colour, width_px, st_asgeojson(geom) as geojson
 from clipped
@@ -131,9 +139,13 @@ where not st_isempty(geom)
 order by pair_id, layer, osm_type, osm_id;
 
 -- name: record
+-- One batch's outcomes (the Arrow table fetch_outcomes, registered by the stage), in one statement.
 insert or replace into images
-values ($pair_id, $path, $status, $error, $source, $acquired, $width_px, $height_px, $bytes,
-        timezone('UTC', current_timestamp), $request_key);
+select
+    o.pair_id, o.path, o.status, o.error, o.source, o.acquired, o.width_px, o.height_px, o.bytes,
+    timezone('UTC', current_timestamp), p.request_key
+from fetch_outcomes as o
+join fetch_pending as p using (pair_id);
 
 -- name: summary
 select

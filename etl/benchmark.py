@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import csv
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from skyscript_db import queries
+from skyscript_db import queries, storage
 from skyscript_db.config import Options
 from skyscript_db.errors import ConfigError, DatabaseError
 from skyscript_db.etl.export import staged_folder, write_json
@@ -57,7 +56,8 @@ class MakeBenchmarkStage:
                 for row in rows:
                     target = Path(row["class_name"]) / Path(row["image_path"]).name
                     (staging / target).parent.mkdir(exist_ok=True)
-                    shutil.copyfile(ctx.paths.root / row["image_path"], staging / target)
+                    (staging / target).write_bytes(storage.read_bytes(
+                        storage.location(ctx.paths.root, row["image_path"])))
                     writer.writerow(row | {"filepath": str(target)})
             manifest = {"database": str(ctx.paths.db.resolve()), "images": len(rows),
                         "classes": counts}

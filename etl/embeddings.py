@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from PIL import Image
 
-from skyscript_db import captions, queries
+from skyscript_db import captions, queries, storage
 from skyscript_db.config import EmbedConfig, Options
 from skyscript_db.etl import cluster
 from skyscript_db.etl.stage import Context, StageResult, fingerprint, transaction
@@ -81,7 +80,7 @@ class EmbedStage:
 
 def embed_rows(encoder: ImageTextEncoder, root: Path, rows: pa.Table) -> pa.Table:
     """The mapper on either executor: a batch's image and caption vectors, keyed by pair_id."""
-    images = [_open_rgb(root / path) for path in rows["path"].to_pylist()]
+    images = [storage.open_rgb(storage.location(root, path)) for path in rows["path"].to_pylist()]
     return pa.table({
         "pair_id": rows["pair_id"].cast(pa.int64()),
         "image": vector_lists(encoder.images(images)),
@@ -134,8 +133,3 @@ def _embed_scored_caption(ctx: Context, config: EmbedConfig, encoder: ImageTextE
         con.register("caption_batch", table)
         q["caption_insert"].run(con, model_id=model_id, caption=caption)
         con.unregister("caption_batch")
-
-
-def _open_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")

@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from skyscript_db import queries
+from skyscript_db import queries, storage
 from skyscript_db.captions import create_caption_texts
 from skyscript_db.config import ExportConfig, Options
 from skyscript_db.db import has_table
@@ -100,8 +101,15 @@ def export(ctx: Context, config: ExportConfig) -> dict[str, Any]:
 
 
 @contextmanager
-def staged_folder(out: Path) -> Iterator[Path]:
-    """Write into `<out>.partial`; on success it replaces `out`, on failure `out` is untouched."""
+def staged_folder(out: str | Path) -> Iterator[Path]:
+    """Write into `<out>.partial`; on success it replaces `out`, on failure `out` is untouched.
+    A URL is written to a local temporary folder first, then uploaded."""
+    if storage.is_url(out):
+        with tempfile.TemporaryDirectory(prefix="skyscript-export-") as folder:
+            yield Path(folder)
+            storage.upload_folder(Path(folder), str(out))
+        return
+    out = Path(out)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -167,7 +175,7 @@ def _add_sample(tar: tarfile.TarFile, row: dict[str, Any]) -> None:
     meta |= {"tags": dict(row["tags"]), "acquired": row["acquired"],
              "bounds": [row["west"], row["south"], row["east"], row["north"]]}
     try:
-        image = Path(row["filepath"]).read_bytes()
+        image = storage.read_bytes(row["filepath"])
     except FileNotFoundError as e:
         raise ExportError(f"{row['filepath']}: image of pair {row['pair_id']} is missing; run "
                           "`skyscript-db fetch-images` again") from e

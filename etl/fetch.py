@@ -12,6 +12,7 @@ error), never a crash.
 
 from __future__ import annotations
 
+import io
 import logging
 import multiprocessing
 import os
@@ -29,7 +30,7 @@ import duckdb
 import pyarrow as pa
 from PIL import Image
 
-from skyscript_db import queries
+from skyscript_db import queries, storage
 from skyscript_db.config import ClusterConfig, FetchConfig, Options
 from skyscript_db.db import has_table
 from skyscript_db.errors import NoCoverage
@@ -73,7 +74,7 @@ class FetchStage:
         whether its file is on disk (so deleted files make the stage stale)."""
         state = None
         if has_table(ctx.con, "images"):
-            _register_listing(ctx)
+            _register_listing(ctx, options.fetch)
             state = queries.load(SQL)["state"].row(ctx.con)
         return fingerprint(options.fetch.jpeg_quality, state)
 
@@ -81,13 +82,14 @@ class FetchStage:
         con, config, on_progress = ctx.con, options.fetch, ctx.progress(STAGE)
         q = queries.load(SQL)
         q["create_images"].run(con)
-        _register_listing(ctx)
+        _register_listing(ctx, config)
         q["pending"].run(con)
         total = q["pending_count"].row(con)["n"]
         kinds = {k for (k,) in q["pending_kinds"].run(con).fetchall()}
         if "render" in kinds:
             q["render_objects"].run(con, styles_csv=queries.seed_path("render_styles.csv"))
         _remove_partial_files(ctx.paths.images)
+        out = config.images_url or ctx.paths.images
         sources = _sources(con, config)
         retry = RetryPolicy(attempts=config.attempts)
         counts: dict[str, int] = defaultdict(int)
@@ -99,7 +101,7 @@ class FetchStage:
             for batch, payloads in _batches(con, config.batch):
                 jobs = [pool.submit(fetch_many, [(sources[r["collection_code"]], _request(r),
                                                   payloads.get(r["pair_id"])) for r in chunk],
-                                    ctx.paths.images, retry, config.jpeg_quality)
+                                    out, retry, config.jpeg_quality)
                         for chunk in _chunks(batch, parallel)]
                 _record(con, in_flight, counts)
                 in_flight = jobs
@@ -124,7 +126,7 @@ def _record(con: duckdb.DuckDBPyConnection, jobs: list[Future], counts: dict[str
         counts[o["status"]] += 1
 
 
-def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: Path, retry: RetryPolicy,
+def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: str | Path, retry: RetryPolicy,
                quality: int) -> list[dict[str, Any]]:
     """One worker's share of a batch: a task per chunk, not per image, keeps the cost of
     sending work (to a process or a Ray node) small beside the fetching."""
@@ -132,7 +134,7 @@ def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: Path, retry: R
             for source, request, payload in jobs]
 
 
-def fetch_one(source: Source, request: ImageRequest, payload: Any, out: Path,
+def fetch_one(source: Source, request: ImageRequest, payload: Any, out: str | Path,
               retry: RetryPolicy, quality: int) -> dict[str, Any]:
     """Fetch and write one image; the outcome as an `images` row (`OUTCOME`)."""
     row: dict[str, Any] = {"pair_id": request.pair_id, "path": None, "error": None,
@@ -140,10 +142,13 @@ def fetch_one(source: Source, request: ImageRequest, payload: Any, out: Path,
                            "height_px": None, "bytes": None}
     try:
         fetched: Fetched = retry.call(lambda: source.fetch(request, payload), seed=request.pair_id)
-        path = out / request.collection_code / file_name(request, fetched.acquired)
-        size = write_jpeg_atomic(path, fetched, quality)
+        where = storage.join(str(out), request.collection_code,
+                             file_name(request, fetched.acquired))
+        size = storage.write_atomic(where, jpeg(fetched, quality))
         height, width = fetched.pixels.shape[:2]
-        return row | {"status": "ok", "path": str(path.relative_to(out.parent)),
+        # beside the database: relative to its folder (they move together); else the URL
+        path = where if storage.is_url(out) else str(Path(where).relative_to(Path(out).parent))
+        return row | {"status": "ok", "path": path,
                       "acquired": fetched.acquired, "width_px": width, "height_px": height,
                       "bytes": size}
     except NoCoverage as e:
@@ -152,21 +157,16 @@ def fetch_one(source: Source, request: ImageRequest, payload: Any, out: Path,
         return row | {"status": "failed", "error": f"{type(e).__name__}: {e}"[:1000]}
 
 
-def write_jpeg_atomic(path: Path, fetched: Fetched, quality: int) -> int:
-    """Write to a temp file in the same folder, flush to disk, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with partial.open("wb") as f:
-        Image.fromarray(fetched.pixels).save(f, "JPEG", quality=quality)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
-    return path.stat().st_size
+def jpeg(fetched: Fetched, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(fetched.pixels).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
 
 
-def _register_listing(ctx: Context) -> None:
-    """The image files on disk as temp table image_files (path relative to the database's
-    folder, as in `images.path`, and size): SQL compares them with what `images` records."""
+def _register_listing(ctx: Context, config: FetchConfig) -> None:
+    """The image files as temp table image_files (path as in `images.path`, and size): SQL
+    compares them with what `images` records. Both places are listed: files fetched before
+    `images_url` changed are still where their rows say."""
     root, paths, sizes = ctx.paths.root, [], []
     if ctx.paths.images.is_dir():
         for folder in os.scandir(ctx.paths.images):
@@ -174,6 +174,9 @@ def _register_listing(ctx: Context) -> None:
                 if not entry.name.startswith("."):
                     paths.append(str(Path(entry.path).relative_to(root)))
                     sizes.append(entry.stat().st_size)
+    if config.images_url:
+        urls, url_sizes = storage.listing(config.images_url)
+        paths, sizes = paths + urls, sizes + url_sizes
     listing = pa.table({"path": pa.array(paths, pa.string()), "bytes": pa.array(sizes, pa.int64())})
     ctx.con.register("image_listing", listing)
     try:

@@ -29,7 +29,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'skyscript_db' has no attribute {name!r}")
 
 
-__all__ = ["BuildConfig", "ClusterConfig", "EmbedConfig", "ExportConfig", "FetchConfig", "IndexConfig",
-           "IngestConfig", "build",
+__all__ = ["BuildConfig", "ClusterConfig", "EmbedConfig", "ExportConfig", "FetchConfig",
+           "IndexConfig", "IngestConfig", "build",
            "caption", "connect", "retrieve", "retrieve_by_image", "sql", "__version__"]
 __version__ = "0.1.0"

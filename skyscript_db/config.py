@@ -95,7 +95,9 @@ class BuildConfig:
 @dataclass(frozen=True)
 class FetchConfig:
     """workers: parallel fetches. batch: requests per committed batch. attempts: tries per image
-    for network errors. processes: None picks processes when a CPU-bound source has work."""
+    for network errors. processes: None picks processes when a CPU-bound source has work.
+    images_url: where image files go, an fsspec URL (s3://bucket/images, gs://…, file://…);
+    None: the folder beside the database."""
 
     workers: int = os.cpu_count() or 2
     batch: int = 256
@@ -103,10 +105,14 @@ class FetchConfig:
     jpeg_quality: int = 90
     processes: bool | None = None
     gee_project: str | None = None
+    images_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.batch < 1 or self.attempts < 1:
             raise ConfigError("fetch workers, batch and attempts must be at least 1")
+        if self.images_url is not None and "://" not in self.images_url:
+            raise ConfigError(f"images_url {self.images_url!r}: give a URL (s3://…, gs://…, "
+                              "file://…); without one, images go beside the database")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
@@ -167,7 +173,7 @@ class ExportConfig:
     caption: the caption of each sample's .txt and the CSV's `caption` column (a column of
     captions or rewrite:MODEL; pairs without it are left out)."""
 
-    out: Path | None = None
+    out: str | Path | None = None  # a folder, or an fsspec URL (s3://bucket/export)
     top_pct: float = 100.0
     collection: str | None = None
     where: str | None = None

@@ -110,6 +110,7 @@ class Searcher:
         ids, scores = self.nearest(query, kind, k, where)
         results = pa.table({"pair_id": ids, "score": scores, "rank": np.arange(1, len(ids) + 1)})
         self.con.register("retrieve_results", results)
+        queries.create_macros(self.con)
         return queries.load(SQL)["results"].run(self.con, root=str(self.paths.root))
 
 

@@ -198,8 +198,8 @@ semi join retrieve_candidates as c using (pair_id)
 where e.model_id = $model_id;
 
 -- name: results
--- Image paths made absolute: $root is the database's folder, which they are relative to.
-select r.rank, r.score, p.* replace ($root || '/' || p.image_path as image_path)
+-- Image paths made absolute: $root is the database's folder, which local ones are relative to.
+select r.rank, r.score, p.* replace (image_location($root, p.image_path) as image_path)
 from retrieve_results as r
 join pairs as p using (pair_id)
 order by r.rank;

@@ -64,10 +64,10 @@ from export_pairs group by split order by split;
 
 -- name: page
 -- One split's rows, in pair_id order, with what the CSV and the WebDataset samples carry;
--- $root is the database's folder, which image paths are relative to.
+-- $root is the database's folder, which local image paths are relative to.
 select
     pair_id,
-    $root || '/' || image_path as filepath,
+    image_location($root, image_path) as filepath,
     title,
     title_multi_objects,
     title_natural,

@@ -40,3 +40,8 @@ create or replace temp macro key_text(key) as trim(regexp_replace(key, '[_:]+', 
 -- name: tag_text
 -- The text a tag is embedded as, "key value": `surface=paving_stones` -> "surface paving stones".
 create or replace temp macro tag_text(key, value) as key_text(key) || ' ' || key_text(value);
+
+-- name: image_location
+-- Where an images.path points: a URL as it is, else the file under the database's folder.
+create or replace temp macro image_location(root, path) as
+    if(path like '%://%', path, root || '/' || path);

@@ -21,6 +21,9 @@ PretrainedOption = Annotated[Optional[str], typer.Option(help="Pretrained tag (e
                                                               "a local checkpoint file.")]
 WorkersOption = Annotated[int, typer.Option(help="Parallel fetches.")]
 GeeOption = Annotated[Optional[str], typer.Option(help="Google Cloud project for Earth Engine.")]
+ImagesUrlOption = Annotated[Optional[str], typer.Option(
+    help="Where image files go: an fsspec URL (s3://bucket/images, gs://…, file://…); default: "
+         "the folder beside the database.")]
 ExecutorOption = Annotated[str, typer.Option(help="Where fetch and embed run: local (a pool "
                                                   "on this machine) or ray.")]
 RayAddressOption = Annotated[Optional[str], typer.Option(
@@ -99,6 +102,7 @@ def build(
                                                        "the index.")] = False,
     workers: WorkersOption = FetchConfig.workers,
     gee_project: GeeOption = None,
+    images_url: ImagesUrlOption = None,
     only: Annotated[Optional[str], typer.Option(help=f"Rerun just this stage: {STAGE_NAMES}.")]
     = None,
     from_stage: Annotated[Optional[str], typer.Option("--from", help="Rerun this stage and every "
@@ -121,7 +125,8 @@ def build(
                          benchmark_per_class=benchmark_per_class)
     options = Options(pbf=tuple(pbf or ()), ingest=ingest_config(bbox, geometry, tags_filter),
                       build=config,
-                      fetch=FetchConfig(workers=workers, gee_project=gee_project),
+                      fetch=FetchConfig(workers=workers, gee_project=gee_project,
+                                        images_url=images_url),
                       embed=EmbedConfig(spec), cluster=ClusterConfig(executor, ray_address),
                       memory_limit=memory_limit)
     _run(db, options, pipeline.build_names(fetch, embed), only=only, from_stage=from_stage,
@@ -145,12 +150,13 @@ def fetch_images(
     attempts: Annotated[int, typer.Option(help="Tries per image for network errors.")]
     = FetchConfig.attempts,
     gee_project: GeeOption = None,
+    images_url: ImagesUrlOption = None,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
 ) -> None:
     """Fetch every image request not fetched yet (or failed, changed, or whose file is gone)."""
     options = Options(fetch=FetchConfig(workers=workers, attempts=attempts,
-                                        gee_project=gee_project),
+                                        gee_project=gee_project, images_url=images_url),
                       cluster=ClusterConfig(executor, ray_address))
     _run(db, options, ["fetch_images"], only="fetch_images")
 

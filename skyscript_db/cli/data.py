@@ -26,7 +26,8 @@ eval_app = typer.Typer(help="Evaluate a model: zero-shot classification, retriev
 
 
 def export(
-    out: Annotated[Path, typer.Argument(help="Output folder (replaced when done).")],
+    out: Annotated[str, typer.Argument(help="Output folder or fsspec URL (s3://bucket/export); "
+                                            "replaced when done.")],
     db: DbOption = DEFAULT_DB,
     top: Annotated[float, typer.Option(help="Keep the top this many percent by similarity.")]
     = 100.0,

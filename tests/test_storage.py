@@ -104,5 +104,6 @@ def test_fetch_embed_retrieve_and_export_through_s3(s3, town_built, town_request
 def test_images_url_must_be_a_url():
     with pytest.raises(ConfigError, match=r"images_url 'images': give a URL \(s3://"):
         FetchConfig(images_url="images")
-    with pytest.raises(ConfigError, match="nosuch://bucket/x.jpg: cannot open this storage: Protocol not known"):
+    with pytest.raises(ConfigError, match="nosuch://bucket/x.jpg: cannot open this storage: "
+                                          "Protocol not known"):
         storage.read_bytes("nosuch://bucket/x.jpg")

@@ -31,7 +31,7 @@ from skyscript_db.etl import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "cluster.md"
-RUNS = (("local, 2 processes", None), ("Ray, 1 worker", 1), ("Ray, 2 workers", 2))
+RUNS = (("local", None), ("Ray, 1 worker", 1), ("Ray, 2 workers", 2))
 
 
 def copied(db: Path, folder: Path, with_images: bool) -> Path:
@@ -80,7 +80,8 @@ def main() -> None:
         f"Run {datetime.date.today()} on {os.cpu_count()} cores with `python bench/cluster.py`. "
         "Stage wall time in the driver process (Ray's instance started before the clock; its "
         "worker processes and each actor's model load are in the figure), images per second "
-        "counted as output rows, and the ratio to the local executor's time.",
+        "counted as output rows, and the ratio to the local executor's time. Local: fetch in 2 "
+        "worker processes, embed in this process with 2 torch threads.",
         "",
         "| stage | executor | images | seconds | images/s | × local |",
         "|---|---|---|---|---|---|",

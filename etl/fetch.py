@@ -6,7 +6,8 @@ chunks of a batch and write each file atomically (a temp file in the same folder
 the main process records every outcome, batch by batch. Files are named
 `{a|w|n}{osm_id}_{CODE}_{yy}.jpg` like the released SkyScript dataset (`xx` when the year is
 unknown) and sit in `<database stem>_images/<CODE>/` beside the database (`Paths.images`),
-referenced by paths relative to the database's folder. Per-request failures are data (status,
+referenced by paths relative to the database's folder, or under `images_url` (any fsspec URL,
+recorded in full; skyscript_db/storage.py). Per-request failures are data (status,
 error), never a crash.
 """
 
@@ -40,7 +41,7 @@ from skyscript_db.etl.imagery.gee import GeeSource
 from skyscript_db.etl.imagery.local import LocalSource
 from skyscript_db.etl.imagery.render import Feature, RenderSource
 from skyscript_db.etl.imagery.stac import StacSource
-from skyscript_db.etl.stage import Context, StageResult, fingerprint
+from skyscript_db.etl.stage import Context, ProgressCallback, StageResult, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -103,19 +104,18 @@ class FetchStage:
                                                   payloads.get(r["pair_id"])) for r in chunk],
                                     out, retry, config.jpeg_quality)
                         for chunk in _chunks(batch, parallel)]
-                _record(con, in_flight, counts)
+                _record(con, in_flight, counts, on_progress, total)
                 in_flight = jobs
-                if on_progress:
-                    on_progress(sum(counts.values()), total)
-            _record(con, in_flight, counts)
+            _record(con, in_flight, counts, on_progress, total)
         seconds = time.perf_counter() - started
         log.info("fetch_images: %d requests in %.1f s (%.1f/s): %s", total, seconds,
                  total / seconds if seconds else 0, dict(counts))
         return StageResult(total, counts["ok"], info=q["summary"].row(con))
 
 
-def _record(con: duckdb.DuckDBPyConnection, jobs: list[Future], counts: dict[str, int]) -> None:
-    """Wait for one batch and commit its outcomes in one statement."""
+def _record(con: duckdb.DuckDBPyConnection, jobs: list[Future], counts: dict[str, int],
+            on_progress: ProgressCallback | None, total: int) -> None:
+    """Wait for one batch, commit its outcomes in one statement, count them."""
     outcomes = [o for job in as_completed(jobs) for o in job.result()]
     if not outcomes:
         return
@@ -124,6 +124,8 @@ def _record(con: duckdb.DuckDBPyConnection, jobs: list[Future], counts: dict[str
     con.unregister("fetch_outcomes")
     for o in outcomes:
         counts[o["status"]] += 1
+    if on_progress:
+        on_progress(sum(counts.values()), total)
 
 
 def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: str | Path, retry: RetryPolicy,

@@ -91,7 +91,7 @@ IMAGES = "select pair_id, path, status, width_px, height_px, bytes from images o
 
 def test_fetch_and_embed_on_ray_match_the_local_executor(ray_address, town_built, town_requests,
                                                          tmp_path):
-    on_ray = Options(fetch=FetchConfig(batch=32), embed=EmbedConfig(batch=16, actors=1),
+    on_ray = Options(fetch=FetchConfig(batch=32), embed=EmbedConfig(batch=16, actors=2),
                      cluster=ClusterConfig("ray", ray_address))
     db = copy_db(town_requests, tmp_path)
     fetched = run_stage(db, "fetch_images", on_ray)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -219,6 +221,51 @@ def test_gee_request_building():
     assert not gee.is_transient(HttpError(400))
     assert gee.is_transient(Exception("Too many requests; quota exceeded"))
     assert not gee.is_transient(Exception("Image.load: Asset not found"))
+
+
+@pytest.mark.parametrize("message, transient", [
+    # the service's own words, as EEException (no status) carries them
+    ("Too many concurrent aggregations.", True),
+    ("Earth Engine capacity exceeded.", True),
+    ("Computation timed out.", True),
+    ("User memory limit exceeded.", False),
+    ("Image.load: Image asset 'ORTHO/Switzerland/SWISSIMAGE/10cm' not found.", False),
+    ("Collection.loadTable: Collection asset 'x' not found.", False),
+])
+def test_gee_errors_are_classified_from_real_messages(message, transient):
+    import ee
+
+    assert gee.is_transient(ee.EEException(message)) is transient
+
+
+def test_gee_network_errors_are_transient():
+    assert gee.is_transient(ConnectionError("connection reset by peer"))
+    assert gee.is_transient(TimeoutError("read timed out"))
+
+
+def test_gee_initialises_once_under_concurrent_first_calls(monkeypatch):
+    calls: list[tuple] = []
+
+    class FakeData:
+        HIGH_VOLUME_API_BASE_URL = "https://earthengine-highvolume.googleapis.com"
+
+        @staticmethod
+        def setDeadline(ms):
+            calls.append(("deadline", ms))
+
+    class FakeEe:
+        data = FakeData
+
+        @staticmethod
+        def Initialize(project=None, opt_url=None):
+            time.sleep(0.05)  # slow enough that the other threads arrive meanwhile
+            calls.append(("init", project, opt_url))
+
+    monkeypatch.setattr(gee, "_initialized", set())
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: gee._initialize(FakeEe, "my-project"), range(8)))
+    assert calls == [("init", "my-project", FakeData.HIGH_VOLUME_API_BASE_URL),
+                     ("deadline", gee.DEADLINE_MS)]
 
 
 def test_gee_table_matches_the_catalog_seed():

@@ -8,6 +8,7 @@ errors are worth a retry. `GeeSource.fetch` only glues them to `ee` and needs
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,8 @@ class GeeCollection:
 
 
 COLLECTIONS: dict[str, GeeCollection] = {
-    "CH": GeeCollection("ORTHO/Switzerland/SWISSIMAGE/10cm", ("R", "G", "B"), 0, 255, years=10),
+    # renamed from ORTHO/Switzerland/SWISSIMAGE/10cm in the catalogue (2023)
+    "CH": GeeCollection("Switzerland/SWISSIMAGE/orthos/10cm", ("R", "G", "B"), 0, 255, years=10),
     "ES": GeeCollection("Spain/PNOA/PNOA10", ("R", "G", "B"), 0, 255, years=10),
     "DE": GeeCollection("Germany/Brandenburg/orthos/20cm", ("R", "G", "B"), 0, 255, years=10),
     "FI": GeeCollection("Finland/SMK/V/50cm", ("R", "G", "B"), 0, 255, years=10),
@@ -46,6 +48,11 @@ COLLECTIONS: dict[str, GeeCollection] = {
 }
 MAX_CLOUD_PERCENT = 20
 TRANSIENT_HTTP = {429, 500, 502, 503, 504}
+# EEException carries no status: these are the service's words for load, not for a bad request.
+TRANSIENT_MESSAGES = ("too many requests", "quota", "timed out", "internal error",
+                      "service unavailable", "deadline", "too many concurrent aggregations",
+                      "capacity exceeded", "please try again")
+DEADLINE_MS = 120_000
 
 
 def date_window(end: str, years: int) -> tuple[str, str]:
@@ -80,13 +87,15 @@ def filters(collection: GeeCollection, end: str) -> dict[str, Any]:
 
 
 def is_transient(error: Exception) -> bool:
-    """Quota and server errors are retried; bad requests and missing assets are not."""
+    """Quota, capacity, server and network errors are retried; bad requests and missing assets
+    are not."""
+    if isinstance(error, OSError):  # ConnectionError, TimeoutError, requests' errors
+        return True
     status = getattr(getattr(error, "resp", None), "status", None) or getattr(error, "status", None)
     if status is not None:
         return int(status) in TRANSIENT_HTTP
     text = str(error).lower()
-    return any(w in text for w in ("too many requests", "quota", "timed out", "internal error",
-                                   "service unavailable", "deadline"))
+    return any(words in text for words in TRANSIENT_MESSAGES)
 
 
 @dataclass(frozen=True)
@@ -121,17 +130,23 @@ class GeeSource:
                 "fileFormat": "NUMPY_NDARRAY",
                 "grid": pixel_grid(request),
             })
-        except ee.EEException as e:
-            raise (TransientError(str(e)) if is_transient(e) else e) from e
+        except (ee.EEException, OSError) as e:
+            raise (TransientError(f"{type(e).__name__}: {e}") if is_transient(e) else e) from e
         rgb = np.dstack([pixels[b] for b in ("vis-red", "vis-green", "vis-blue")]).astype(np.uint8)
         acquired = np.datetime64(int(newest), "ms").astype("datetime64[D]").item().isoformat()
         return Fetched(rgb, source=self.name, acquired=acquired, meta={"asset": collection.asset})
 
 
 _initialized: set[str | None] = set()
+_initializing = threading.Lock()
 
 
 def _initialize(ee: Any, project: str | None) -> None:
-    if project not in _initialized:
-        ee.Initialize(project=project)
-        _initialized.add(project)
+    """Once per process and project, however many fetch threads call it first at the same
+    time: the high-volume endpoint (the one meant for many parallel computePixels calls), and a
+    deadline, so a hung request fails (and is retried) instead of holding a worker forever."""
+    with _initializing:
+        if project not in _initialized:
+            ee.Initialize(project=project, opt_url=ee.data.HIGH_VOLUME_API_BASE_URL)
+            ee.data.setDeadline(DEADLINE_MS)
+            _initialized.add(project)

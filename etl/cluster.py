@@ -9,6 +9,7 @@ package installed (the same version) and the images' storage within reach.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -24,8 +25,8 @@ TASK_RETRIES = 3
 
 
 def connect(address: str | None) -> None:
-    """Join the cluster at `address` ('auto', 'HOST:PORT') or start one on this machine (None);
-    once per process."""
+    """Join the cluster at `address` ('auto', 'HOST:PORT'; None: $RAY_ADDRESS when set, as in
+    a Ray job) or start one on this machine; once per process."""
     try:
         import ray
     except ImportError as e:
@@ -34,7 +35,8 @@ def connect(address: str | None) -> None:
         return
     try:
         # 'local' starts a fresh instance, never one a stale /tmp/ray address file points at
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+        address = address or os.environ.get("RAY_ADDRESS") or "local"
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING)
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise ConfigError(f"ray address {address!r}: cannot join the cluster: {e}") from e

@@ -27,8 +27,8 @@ ImagesUrlOption = Annotated[Optional[str], typer.Option(
 ExecutorOption = Annotated[str, typer.Option(help="Where fetch and embed run: local (a pool "
                                                   "on this machine) or ray.")]
 RayAddressOption = Annotated[Optional[str], typer.Option(
-    help="With --executor ray: auto or HOST:PORT joins a running cluster; default: start Ray "
-         "on this machine.")]
+    help="With --executor ray: auto or HOST:PORT joins a running cluster; default: "
+         "$RAY_ADDRESS, else start Ray on this machine.")]
 STAGE_NAMES = ", ".join(pipeline.STAGES)
 BboxOption = Annotated[Optional[str], typer.Option(
     help="Keep the objects intersecting this box, W,S,E,N in degrees.")]

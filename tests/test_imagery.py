@@ -174,6 +174,15 @@ def ems_request(pair_id: int = 1) -> ImageRequest:
     return request_around(raster(COG), lon, lat, 64, 10.0, pair_id=pair_id)
 
 
+def test_stac_asset_the_item_lacks_is_a_clear_per_request_failure(stac_server, tmp_path):
+    source = StacSource(f"{stac_server.url}/ok/catalog-ok.json", None, ("image",), (3, 2, 1))
+    outcome = fetch_one(source, ems_request(), None, tmp_path / "out", RetryPolicy(), 90)
+    assert outcome["status"] == "failed"
+    assert outcome["error"] == (f"ConfigError: item ems-ok of {stac_server.url}/ok/catalog-ok"
+                                ".json has no asset 'image'; it has visual: register the "
+                                "collection again with `add-stac --assets NAME`")
+
+
 def test_stac_finds_the_item_and_reads_only_needed_ranges(stac_server):
     source = StacSource(f"{stac_server.url}/ok/catalog-ok.json", None, ("visual",), (3, 2, 1))
     fetched = source.fetch(ems_request())

@@ -15,7 +15,7 @@ import pystac
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from skyscript_db.errors import NoCoverage, TransientError
+from skyscript_db.errors import ConfigError, NoCoverage, TransientError
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest, to_uint8
 from skyscript_db.etl.imagery.raster import read_request
 
@@ -45,6 +45,12 @@ class StacSource:
 
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched:
         item = self.find_item(request)
+        missing = [a for a in self.assets if a not in item.assets]
+        if missing:  # e.g. Earth Search's NAIP items call theirs `image`, not `visual`
+            raise ConfigError(f"item {item.id} of {self.url} has no asset "
+                              f"{', '.join(map(repr, missing))}; it has "
+                              f"{', '.join(sorted(item.assets))}: register the collection "
+                              "again with `add-stac --assets NAME`")
         hrefs = [item.assets[a].get_absolute_href() for a in self.assets]
         if len(hrefs) == 1:
             data, valid = _read(hrefs[0], request, self.rgb_bands, self.timeout_s)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +67,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 has_gpu = torch.cuda.is_available()
             if not has_gpu:
                 item.add_marker(pytest.mark.skip(reason="no CUDA device"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Until a server the test started listens on 127.0.0.1:`port`; its early exit fails."""
+    deadline = time.time() + timeout
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if time.time() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} is not listening on port {port}")
+        time.sleep(0.1)
 
 
 def shared_extract(path: Path) -> Path:

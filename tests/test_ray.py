@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from skyscript_db.db import Paths
 from skyscript_db.errors import ConfigError
 from skyscript_db.etl import cluster
 
-from conftest import copy_db, run_stage
+from conftest import copy_db, free_port, run_stage, wait_for_port
 
 # Ray turns token authentication on by default and reads these once, when it loads: every node
 # and every driver (this process, the CLI it starts) gets the same token.
@@ -33,12 +32,6 @@ TOKEN.write_text(secrets.token_hex(16))
 os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(TOKEN))
 ray = pytest.importorskip("ray")
 RAY = Path(sys.executable).with_name("ray")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_node(args: list[str], log: Path) -> subprocess.Popen:
@@ -66,11 +59,7 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory):
     address = f"127.0.0.1:{port}"
     nodes = [start_node(["--head", f"--port={port}"], folder / "head.log")]
     try:
-        deadline = time.time() + 60
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            assert time.time() < deadline and nodes[0].poll() is None, \
-                (folder / "head.log").read_text()
-            time.sleep(0.2)
+        wait_for_port(port, nodes[0])
         nodes.append(start_node([f"--address={address}"], folder / "node.log"))
         wait_for_nodes(address, 2)
         yield address

@@ -8,7 +8,6 @@ import hashlib
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ import skyscript_db
 from skyscript_db.web.app import create_app
 from skyscript_db.web.dataset import ConsoleLimits, Dataset
 
-from conftest import copy_db
+from conftest import copy_db, free_port
 from fakes import FAKE_MODELS
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -196,12 +195,6 @@ def test_errors_are_json_messages(client):
 
 
 # ---- the page in a real browser -----------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(town_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

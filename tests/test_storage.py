@@ -7,11 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from skyscript_db.config import ExportConfig, FetchConfig, Options
 from skyscript_db.db import Paths
 from skyscript_db.errors import ConfigError
 
-from conftest import copy_db, run_stage
+from conftest import copy_db, free_port, run_stage, wait_for_port
 from fakes import FAKE_MODELS
 
 pytest.importorskip("s3fs")
@@ -33,9 +31,7 @@ pytest.importorskip("s3fs")
 def s3(tmp_path_factory: pytest.TempPathFactory):
     """moto's S3 server on a free port, with a bucket; s3fs finds it through the standard AWS
     environment variables, as a user's would find their own endpoint."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H",
                                "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -45,10 +41,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        deadline = time.time() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            assert time.time() < deadline and server.poll() is None, "moto_server did not start"
-            time.sleep(0.1)
+        wait_for_port(port, server)
         fs, _ = storage.filesystem("s3://skyscript")
         fs.mkdir("skyscript")
         yield fs

@@ -223,7 +223,8 @@ def _sources(con: duckdb.DuckDBPyConnection, config: FetchConfig) -> dict[str, S
             sources[row["code"]] = LocalSource(row["path"], tuple(row["rgb_bands"]))
         elif kind == "stac":
             sources[row["code"]] = StacSource(row["url"], row["collection"], tuple(row["assets"]),
-                                              tuple(row["rgb_bands"]))
+                                              tuple(row["rgb_bands"]), row["datetime"],
+                                              row["max_cloud"])
         else:
             sources[row["code"]] = GeeSource(row["code"], config.gee_project)
     return sources

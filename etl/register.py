@@ -17,7 +17,7 @@ import duckdb
 from skyscript_db import queries
 from skyscript_db.db import has_table
 from skyscript_db.errors import InputError
-from skyscript_db.etl.imagery.stac import search_items
+from skyscript_db.etl.imagery.stac import search_items, window
 from skyscript_db.etl.rasters import RasterInfo, read_raster_info
 from skyscript_db.etl.stage import transaction
 
@@ -39,11 +39,19 @@ def add_imagery(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path],
 
 def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
              collection: str | None = None, assets: Sequence[str] = ("visual",),
-             rgb_bands: Sequence[int] = (1, 2, 3)) -> dict[str, Any]:
+             rgb_bands: Sequence[int] = (1, 2, 3), datetime: str | None = None,
+             max_cloud: float | None = None) -> dict[str, Any]:
     """Register a STAC catalog or API collection; its footprint is the box around its items
-    (static catalogs) or the whole world (APIs: items are searched per request)."""
+    (static catalogs) or the whole world (APIs: items are searched per request). `datetime`
+    and `max_cloud` filter the items a request may use (StacSource)."""
     if len(assets) not in (1, 3):
         raise InputError(f"{url}: give one asset holding RGB bands or three single-band assets")
+    try:
+        window(datetime)
+    except ValueError as e:
+        raise InputError(f"{url}: {e}") from e
+    if max_cloud is not None and not 0 <= max_cloud <= 100:
+        raise InputError(f"{url}: max_cloud is a percentage (0-100), got {max_cloud}")
     world = (-180.0, -90.0, 180.0, 90.0)
     try:
         boxes = [i.bbox for i in search_items(url, collection, world) if i.bbox] \
@@ -57,7 +65,8 @@ def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
     e, n = max(b[2] for b in boxes), max(b[3] for b in boxes)
     footprint = f"POLYGON (({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))"
     row = {"code": code, "url": url, "collection": collection, "assets": list(assets),
-           "rgb_bands": list(rgb_bands), "gsd_m": gsd_m, "footprint_wkt": footprint}
+           "rgb_bands": list(rgb_bands), "gsd_m": gsd_m, "footprint_wkt": footprint,
+           "datetime": datetime, "max_cloud": max_cloud}
     _register(con, "register_stac", [row])
     log.info("registered %s: %s (%d items)", code, url, len(boxes))
     return row
@@ -76,5 +85,7 @@ def _register(con: duckdb.DuckDBPyConnection, section: str, rows: list[dict[str,
     with transaction(con):
         tables["create_local_imagery"].run(con)
         tables["create_stac_collections"].run(con)
+        tables["stac_datetime"].run(con)
+        tables["stac_max_cloud"].run(con)
         for row in rows:
             register.run(con, **{p: row[p] for p in register.params})

@@ -143,7 +143,8 @@ class EmbedConfig:
 class ClusterConfig:
     """Where fetch and embed run: executor 'local' (a pool on this machine) or 'ray'.
     ray_address: 'auto' or 'HOST:PORT' joins a running cluster; None joins $RAY_ADDRESS when
-    set, else starts a Ray instance on this machine. The database stays with this process (the driver) either way."""
+    set, else starts a Ray instance on this machine. The database stays with this process (the
+    driver) either way."""
 
     executor: str = "local"
     ray_address: str | None = None

@@ -31,6 +31,13 @@ create table if not exists stac_collections (
     registered_at timestamp not null default timezone('UTC', current_timestamp)
 );
 
+-- name: stac_datetime
+-- The item filters of add-stac (--datetime, --max-cloud); added to older databases' tables.
+alter table stac_collections add column if not exists datetime varchar;
+
+-- name: stac_max_cloud
+alter table stac_collections add column if not exists max_cloud double;
+
 -- name: image_collections
 create or replace table image_collections as
 with

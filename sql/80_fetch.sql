@@ -67,7 +67,9 @@ select
     coalesce(l.rgb_bands, s.rgb_bands) as rgb_bands,
     s.url,
     s.collection,
-    s.assets
+    s.assets,
+    s.datetime,
+    s.max_cloud
 from image_collections as c
 left join local_imagery as l on l.code = c.code
 left join stac_collections as s on s.code = c.code;

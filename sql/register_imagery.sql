@@ -7,8 +7,10 @@ insert or replace into local_imagery (code, path, crs, gsd_m, bands, dtype, foot
 values ($code, $path, $crs, $gsd_m, $bands, $dtype, st_geomfromtext($footprint_wkt), $rgb_bands);
 
 -- name: register_stac
-insert or replace into stac_collections (code, url, collection, assets, rgb_bands, gsd_m, footprint)
-values ($code, $url, $collection, $assets, $rgb_bands, $gsd_m, st_geomfromtext($footprint_wkt));
+insert or replace into stac_collections
+    (code, url, collection, assets, rgb_bands, gsd_m, footprint, datetime, max_cloud)
+values ($code, $url, $collection, $assets, $rgb_bands, $gsd_m, st_geomfromtext($footprint_wkt),
+        $datetime, $max_cloud);
 
 -- name: local_state
 select code, path, gsd_m, rgb_bands from local_imagery order by code;

@@ -22,6 +22,7 @@ from skyscript_db.etl.imagery.base import ImageRequest, RetryPolicy, to_uint8
 from skyscript_db.etl.imagery.local import LocalSource
 from skyscript_db.etl.imagery.raster import read_request
 from skyscript_db.etl.imagery.stac import StacSource
+from skyscript_db.etl.imagery.stac import window as stac_window
 
 from conftest import IMAGERY
 from http_server import RangeServer
@@ -172,6 +173,75 @@ def ems_request(pair_id: int = 1) -> ImageRequest:
     with rasterio.open(raster(COG)) as src:
         lon, lat = centre_lonlat(src)
     return request_around(raster(COG), lon, lat, 64, 10.0, pair_id=pair_id)
+
+
+@pytest.fixture
+def stac_choices(tmp_path):
+    """One static catalog, four items over the same place that differ in date, cloud cover and
+    coverage: `half` shows only the western half of the COG."""
+    shutil.copy(raster(COG), tmp_path / COG)
+    with rasterio.open(tmp_path / COG) as src:
+        bbox = list(transform_bounds(src.crs, "EPSG:4326", *src.bounds))
+        profile = src.profile | {"width": src.width // 2}
+        profile.pop("blockxsize", None), profile.pop("blockysize", None), profile.pop("tiled", None)
+        with rasterio.open(tmp_path / "half.tif", "w", **profile) as half:
+            half.write(src.read(window=Window(0, 0, src.width // 2, src.height)))
+    items = {"old-clear": ("2019-06-01", 1, COG), "half": ("2021-06-01", 5, "half.tif"),
+             "full": ("2020-06-01", 10, COG), "cloudy": ("2022-06-01", 80, COG)}
+    with RangeServer(tmp_path) as server:
+        links = []
+        for name, (day, cloud, file) in items.items():
+            item = {"type": "Feature", "stac_version": "1.0.0", "id": name, "bbox": bbox,
+                    "geometry": {"type": "Polygon", "coordinates": [[
+                        [bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]],
+                        [bbox[0], bbox[3]], [bbox[0], bbox[1]]]]},
+                    "properties": {"datetime": f"{day}T10:00:00Z", "eo:cloud_cover": cloud},
+                    "links": [], "assets": {"visual": {"href": f"{server.url}/ok/{file}"}}}
+            (tmp_path / f"{name}.json").write_text(json.dumps(item))
+            links.append({"rel": "item", "href": f"{server.url}/ok/{name}.json"})
+        catalog = {"type": "Catalog", "stac_version": "1.0.0", "id": "choices",
+                   "description": "test", "links": links}
+        (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+        yield f"{server.url}/ok/catalog.json"
+
+
+@pytest.mark.parametrize("window, max_cloud, item, acquired", [
+    # least cloudy in the window first: `half` (5 %) cannot fill the request, `full` (10 %) can
+    ("2020-01-01/..", 50, "full", "2020-06-01"),
+    (None, None, "old-clear", "2019-06-01"),  # no window: the clearest of all
+    ("2022-01-01/2022-12-31", None, "cloudy", "2022-06-01"),
+    ("2022-06-01", None, "cloudy", "2022-06-01"),  # one day, the whole day
+])
+def test_stac_takes_the_least_cloudy_item_in_the_window_that_covers(stac_choices, window,
+                                                                     max_cloud, item, acquired):
+    source = StacSource(stac_choices, None, ("visual",), (3, 2, 1), window, max_cloud)
+    fetched = source.fetch(ems_request())
+    assert (fetched.meta["item"], fetched.acquired, fetched.meta["coverage"]) == (item, acquired,
+                                                                                    1.0)
+
+
+def test_stac_without_a_usable_item_is_no_coverage_naming_the_filters(stac_choices):
+    with pytest.raises(NoCoverage, match=r"within 2030-01-01/\.\. under 20 % cloud"):
+        StacSource(stac_choices, None, ("visual",), (3, 2, 1), "2030-01-01/..", 20).fetch(
+            ems_request())
+    # only the half-covering item in the window: it is kept, with its coverage
+    half = StacSource(stac_choices, None, ("visual",), (3, 2, 1), "2021-01-01/2021-12-31")
+    fetched = half.fetch(ems_request())
+    assert fetched.meta["item"] == "half" and 0.3 < fetched.meta["coverage"] < 0.7
+    with pytest.raises(ValueError, match="datetime '2020-13-01/..': '2020-13-01' is not an ISO"):
+        stac_window("2020-13-01/..")
+
+
+def test_add_stac_refuses_bad_filters_before_reading_anything():
+    import skyscript_db
+    from skyscript_db.errors import InputError
+    from skyscript_db.etl.register import add_stac
+
+    with skyscript_db.connect() as con:
+        with pytest.raises(InputError, match="x.json: datetime 'soon': 'soon' is not an ISO"):
+            add_stac(con, "x.json", "X", 1.0, datetime="soon")
+        with pytest.raises(InputError, match=r"max_cloud is a percentage \(0-100\), got 120"):
+            add_stac(con, "x.json", "X", 1.0, max_cloud=120)
 
 
 def test_stac_asset_the_item_lacks_is_a_clear_per_request_failure(stac_server, tmp_path):

@@ -4,6 +4,8 @@ requests (GDAL's /vsicurl/ through rasterio), so only the blocks under the reque
 from __future__ import annotations
 
 import ctypes
+import datetime as dt
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +28,7 @@ GDAL_HTTP = {
     "CPL_VSIL_CURL_USE_HEAD": "NO",
     "VSI_CACHE": "FALSE",
 }
+ITEMS_TRIED = 5  # per request, before the fullest partial read is kept
 _TRANSIENT_MARKERS = ("HTTP response code: 5", "timed out", "Timeout", "Connection",
                       "connection", "transfer closed", "Recv failure", "reset by peer",
                       "HTTP response code: 429", "Read error", "Read failed", "IReadBlock failed")
@@ -34,17 +37,53 @@ _TRANSIENT_MARKERS = ("HTTP response code: 5", "timed out", "Timeout", "Connecti
 @dataclass(frozen=True)
 class StacSource:
     """`url`: a STAC API root or a static catalog/collection JSON. `assets`: one asset holding the
-    bands (`rgb_bands` picks them) or three single-band assets in R, G, B order."""
+    bands (`rgb_bands` picks them) or three single-band assets in R, G, B order. `datetime`: the
+    window items must fall in ('2020-01-01/2023-12-31', either end may be '..'); `max_cloud`: the
+    most `eo:cloud_cover` (percent) an item may have. Items are tried least cloudy first, then
+    newest; one that leaves part of the request without pixels gives way to the next."""
 
     url: str
     collection: str | None
     assets: Sequence[str]
     rgb_bands: Sequence[int] = (1, 2, 3)
+    datetime: str | None = None
+    max_cloud: float | None = None
     timeout_s: int = 30
     name: str = "stac"
 
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched:
-        item = self.find_item(request)
+        best: Fetched | None = None
+        for item in self.find_items(request)[:ITEMS_TRIED]:
+            fetched = self._read_item(item, request)
+            if fetched.meta["coverage"] == 1:
+                return fetched
+            if best is None or fetched.meta["coverage"] > best.meta["coverage"]:
+                best = fetched
+        if best is None or best.meta["coverage"] == 0:
+            raise NoCoverage(f"no item of {self.url} has pixels over the request")
+        return best  # the fullest of the partial ones
+
+    def find_items(self, request: ImageRequest) -> list[pystac.Item]:
+        """The items whose footprint intersects the request's lon/lat box, in the window and
+        under the cloud limit, least cloudy first (no cloud cover: last), then newest."""
+        bbox = (request.west, request.south, request.east, request.north)
+        try:
+            found = search_items(self.url, self.collection, bbox, self.datetime)
+        except Exception as e:  # pystac reads JSON with urllib or requests: any I/O error
+            raise _classify(e) from e
+        start, end = window(self.datetime)
+        items = [i for i in found if _overlaps(i.bbox, bbox) and _in_window(i, start, end)
+                 and (self.max_cloud is None or _cloud(i) <= self.max_cloud)]
+        if not items:
+            raise NoCoverage(f"no item of {self.url} covers the request"
+                             + (f" within {self.datetime}" if self.datetime else "")
+                             + (f" under {self.max_cloud:g} % cloud" if self.max_cloud is not None
+                                else ""))
+        newest_first = sorted(items, key=lambda i: (_when(i).isoformat() if _when(i) else "",
+                                                    i.id), reverse=True)
+        return sorted(newest_first, key=_cloud)  # stable: newest first among equal clouds
+
+    def _read_item(self, item: pystac.Item, request: ImageRequest) -> Fetched:
         missing = [a for a in self.assets if a not in item.assets]
         if missing:  # e.g. Earth Search's NAIP items call theirs `image`, not `visual`
             raise ConfigError(f"item {item.id} of {self.url} has no asset "
@@ -60,28 +99,56 @@ class StacSource:
             valid = np.logical_and.reduce([p[1] for p in parts])
         acquired = item.datetime.date().isoformat() if item.datetime else None
         return Fetched(to_uint8(data, valid), source=self.name, acquired=acquired,
-                       meta={"item": item.id, "hrefs": hrefs})
+                       meta={"item": item.id, "hrefs": hrefs,
+                             "coverage": round(float(valid.mean()), 4)})
 
-    def find_item(self, request: ImageRequest) -> pystac.Item:
-        """The newest item whose footprint intersects the request's lon/lat box."""
-        bbox = (request.west, request.south, request.east, request.north)
+
+def _when(item: pystac.Item) -> dt.datetime | None:
+    return item.datetime or item.common_metadata.start_datetime
+
+
+def _cloud(item: pystac.Item) -> float:
+    cloud = item.properties.get("eo:cloud_cover")
+    return float(cloud) if cloud is not None else math.inf
+
+
+def window(text: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """'START/END' (dates or ISO times, UTC unless said; '..' leaves an end open; a date as END
+    means the whole day) or one date; a ValueError names what is wrong."""
+    if not text:
+        return None, None
+    start, _, end = text.partition("/")
+
+    def parse(value: str, whole_day: bool) -> dt.datetime | None:
+        if value in ("", ".."):
+            return None
         try:
-            items = [i for i in search_items(self.url, self.collection, bbox)
-                     if _overlaps(i.bbox, bbox)]
-        except Exception as e:  # pystac reads JSON with urllib or requests: any I/O error
-            raise _classify(e) from e
-        if not items:
-            raise NoCoverage(f"no item of {self.url} covers the request")
-        return max(items, key=lambda i: (i.datetime.isoformat() if i.datetime else "", i.id))
+            when = dt.datetime.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError(f"datetime {text!r}: {value!r} is not an ISO date or time") from e
+        when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+        return when + dt.timedelta(days=1, microseconds=-1) if whole_day and len(value) == 10 \
+            else when
+
+    return parse(start, False), parse(end or start, True)
 
 
-def search_items(url: str, collection: str | None, bbox: tuple) -> list[pystac.Item]:
-    """Items near bbox: searched by a STAC API, or read from a static catalog (cached)."""
+def _in_window(item: pystac.Item, start: dt.datetime | None, end: dt.datetime | None) -> bool:
+    when = _when(item)
+    if start is None and end is None:
+        return True
+    return when is not None and (start is None or when >= start) and (end is None or when <= end)
+
+
+def search_items(url: str, collection: str | None, bbox: tuple,
+                 datetime: str | None = None) -> list[pystac.Item]:
+    """Items near bbox: searched by a STAC API (in the window, when given), or read from a
+    static catalog (cached)."""
     if not url.endswith(".json"):
         from pystac_client import Client
 
         search = Client.open(url).search(collections=[collection] if collection else None,
-                                         bbox=bbox, max_items=100)
+                                         bbox=bbox, datetime=datetime, max_items=100)
         return list(search.items())
     return [i for i in _static_items(url) if collection is None or i.collection_id == collection]
 

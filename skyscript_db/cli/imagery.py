@@ -45,10 +45,17 @@ def add_stac(
     assets: Annotated[str, typer.Option(help="One asset with the RGB bands, or three single-band "
                                              "assets in R,G,B order.")] = "visual",
     bands: Annotated[str, typer.Option(help="RGB band numbers in a one-asset COG.")] = "1,2,3",
+    datetime: Annotated[Optional[str], typer.Option(help="Use items in this window only: "
+                                                         "START/END, ISO dates or times, '..' "
+                                                         "for an open end.")] = None,
+    max_cloud: Annotated[Optional[float], typer.Option(help="Use items with at most this "
+                                                            "eo:cloud_cover (percent).")] = None,
 ) -> None:
-    """Register a STAC catalog as an imagery collection (read by HTTP range requests)."""
+    """Register a STAC catalog as an imagery collection (read by HTTP range requests); a request
+    takes the least cloudy item, then the newest, and the next when one leaves it partly empty."""
     with connect(db) as con:
-        registry.add_stac(con, url, code, gsd, collection, assets.split(","), _bands(bands))
+        registry.add_stac(con, url, code, gsd, collection, assets.split(","), _bands(bands),
+                          datetime, max_cloud)
     say(f"{code}: {url}")
 
 

@@ -183,8 +183,9 @@ class _MiniLM:
     device: str
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = _load_minilm(self.device).encode(texts, batch_size=256, normalize_embeddings=True,
-                                        convert_to_numpy=True, show_progress_bar=False)
+        vectors = _load_minilm(self.device).encode(
+            texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False)
         return vectors.astype(np.float32)
 
 

@@ -47,7 +47,7 @@ class MakeBenchmarkStage:
         if not counts:
             raise DatabaseError(f"{ctx.paths.db}: no benchmark objects; build with "
                                 "--benchmark-classes K --benchmark-per-class M")
-        rows = q["members"].dicts(ctx.con)
+        rows = q["members"].dicts(ctx.con, root=str(ctx.paths.root))
         with staged_folder(out) as staging:
             with (staging / "benchmark.csv").open("w", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore",
@@ -56,8 +56,7 @@ class MakeBenchmarkStage:
                 for row in rows:
                     target = Path(row["class_name"]) / Path(row["image_path"]).name
                     (staging / target).parent.mkdir(exist_ok=True)
-                    (staging / target).write_bytes(storage.read_bytes(
-                        storage.location(ctx.paths.root, row["image_path"])))
+                    (staging / target).write_bytes(storage.read_bytes(row["image_path"]))
                     writer.writerow(row | {"filepath": str(target)})
             manifest = {"database": str(ctx.paths.db.resolve()), "images": len(rows),
                         "classes": counts}

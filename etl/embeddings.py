@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -46,6 +45,7 @@ class EmbedStage:
         con, config, on_progress = ctx.con, options.embed, ctx.progress(STAGE)
         q = queries.load(SQL)
         model_id = config.model.model_id
+        queries.create_macros(con)
         q["create"].run(con)
         q["add_input_key"].run(con)
         q["create_models"].run(con)
@@ -57,8 +57,8 @@ class EmbedStage:
                                 untrained=config.model.untrained, dim=encoder.dim)
         done = 0
         batches = _on_ray(ctx, options) if options.cluster.executor == "ray" else (
-            embed_rows(encoder, ctx.paths.root, pa.Table.from_pylist(page))
-            for page in q["next_batch"].pages(con, config.batch))
+            embed_rows(encoder, pa.Table.from_pylist(page))
+            for page in q["next_batch"].pages(con, config.batch, root=str(ctx.paths.root)))
         for table in batches:
             con.register("embedding_batch", table)
             q["insert"].run(con, model_id=model_id)
@@ -78,9 +78,9 @@ class EmbedStage:
                            info=summary | {"model_id": model_id, **asdict(config)})
 
 
-def embed_rows(encoder: ImageTextEncoder, root: Path, rows: pa.Table) -> pa.Table:
+def embed_rows(encoder: ImageTextEncoder, rows: pa.Table) -> pa.Table:
     """The mapper on either executor: a batch's image and caption vectors, keyed by pair_id."""
-    images = [storage.open_rgb(storage.location(root, path)) for path in rows["path"].to_pylist()]
+    images = [storage.open_rgb(path) for path in rows["path"].to_pylist()]
     return pa.table({
         "pair_id": rows["pair_id"].cast(pa.int64()),
         "image": vector_lists(encoder.images(images)),
@@ -92,11 +92,11 @@ def embed_rows(encoder: ImageTextEncoder, root: Path, rows: pa.Table) -> pa.Tabl
 class RayEmbedder:
     """A Ray Data actor: one model, loaded once, mapping batches with `embed_rows`."""
 
-    def __init__(self, models: Models, spec: ModelSpec, root: Path):
-        self.encoder, self.root = models.encoder(spec), root
+    def __init__(self, models: Models, spec: ModelSpec):
+        self.encoder = models.encoder(spec)
 
     def __call__(self, rows: pa.Table) -> pa.Table:
-        return embed_rows(self.encoder, self.root, rows)
+        return embed_rows(self.encoder, rows)
 
 
 def _on_ray(ctx: Context, options: Options) -> Iterator[pa.Table]:
@@ -108,11 +108,12 @@ def _on_ray(ctx: Context, options: Options) -> Iterator[pa.Table]:
     cluster.connect(options.cluster.ray_address)
     config, q = options.embed, queries.load(SQL)
     partitions = [pa.Table.from_pylist(page)
-                  for page in q["next_batch"].pages(ctx.con, config.batch)]
+                  for page in q["next_batch"].pages(ctx.con, config.batch,
+                                                    root=str(ctx.paths.root))]
     if not partitions:
         return
     dataset = ray.data.from_arrow(partitions).map_batches(
-        RayEmbedder, fn_constructor_args=(ctx.models, config.model, ctx.paths.root),
+        RayEmbedder, fn_constructor_args=(ctx.models, config.model),
         batch_size=config.batch, batch_format="pyarrow",
         compute=ActorPoolStrategy(size=config.actors), num_gpus=config.gpus_per_actor)
     yield from dataset.iter_batches(batch_size=config.batch, batch_format="pyarrow")

@@ -8,6 +8,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from skyscript_db import storage
 from skyscript_db.errors import ConfigError, ExportError
 from skyscript_db.models import ModelSpec
 
@@ -110,7 +111,7 @@ class FetchConfig:
     def __post_init__(self) -> None:
         if self.workers < 1 or self.batch < 1 or self.attempts < 1:
             raise ConfigError("fetch workers, batch and attempts must be at least 1")
-        if self.images_url is not None and "://" not in self.images_url:
+        if self.images_url is not None and not storage.is_url(self.images_url):
             raise ConfigError(f"images_url {self.images_url!r}: give a URL (s3://…, gs://…, "
                               "file://…); without one, images go beside the database")
         if not 1 <= self.jpeg_quality <= 100:

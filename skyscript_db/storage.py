@@ -22,11 +22,6 @@ def is_url(location: str | Path) -> bool:
     return "://" in str(location)
 
 
-def location(root: Path, path: str) -> str:
-    """Where an `images.path` points: the URL itself, or the file under the database's folder."""
-    return path if is_url(path) else str(root / path)
-
-
 def filesystem(url: str) -> tuple[Any, str]:
     """The fsspec file system of `url` and the path within it; an unknown protocol or a missing
     driver package (s3fs, gcsfs) is a ConfigError naming the URL."""

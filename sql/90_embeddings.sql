@@ -90,7 +90,9 @@ from caption_batch as b
 join caption_pending as p using (pair_id);
 
 -- name: next_batch
-select pair_id, path, title, title_multi_objects from embed_pending
+-- $root is the database's folder, which local image paths are relative to.
+select pair_id, image_location($root, path) as path, title, title_multi_objects
+from embed_pending
 where pair_id > $after order by pair_id limit $size;
 
 -- name: insert

@@ -2,7 +2,8 @@
 -- their class, and per class how many objects were drawn, requested and fetched.
 
 -- name: members
--- The benchmark's fetched images with their class, for the folder and CSV writer.
+-- The benchmark's fetched images with their class, for the folder and CSV writer; $root is
+-- the database's folder, which local image paths are relative to.
 select
     s.detail as class_tag,
     split_part(s.detail, '=', 1) as key,
@@ -14,7 +15,7 @@ select
     s.osm_id,
     r.collection_code,
     r.gsd_m,
-    i.path as image_path
+    image_location($root, i.path) as image_path
 from selected_objects as s
 join image_requests as r using (osm_type, osm_id)
 join images as i using (pair_id)

@@ -97,8 +97,8 @@ class BuildConfig:
 class FetchConfig:
     """workers: parallel fetches. batch: requests per committed batch. attempts: tries per image
     for network errors. processes: None picks processes when a CPU-bound source has work.
-    images_url: where image files go, an fsspec URL (s3://bucket/images, gs://…, file://…);
-    None: the folder beside the database."""
+    images_url: where image files go, an fsspec URL (s3://bucket/images, gs://…, file://…) or a
+    folder (taken as its file:// URL); None: the folder beside the database."""
 
     workers: int = os.cpu_count() or 2
     batch: int = 256
@@ -112,8 +112,8 @@ class FetchConfig:
         if self.workers < 1 or self.batch < 1 or self.attempts < 1:
             raise ConfigError("fetch workers, batch and attempts must be at least 1")
         if self.images_url is not None and not storage.is_url(self.images_url):
-            raise ConfigError(f"images_url {self.images_url!r}: give a URL (s3://…, gs://…, "
-                              "file://…); without one, images go beside the database")
+            # a folder as an absolute URL: every worker, on every node, writes where meant
+            object.__setattr__(self, "images_url", Path(self.images_url).resolve().as_uri())
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 

@@ -52,12 +52,15 @@ def open_rgb(where: str) -> Image.Image:
 
 
 def write_atomic(where: str, data: bytes) -> int:
-    """Write `data` so that no reader ever sees part of it: locally a temp file in the same
-    folder, flushed, then renamed; on object storage one PUT (an object appears whole)."""
+    """Write `data` so that no reader ever sees part of it: locally (a path or a file:// URL) a
+    temp file in the same folder, flushed, then renamed; on object storage one PUT (an object
+    appears whole)."""
     if is_url(where):
         fs, path = filesystem(where)
-        fs.pipe_file(path, data)
-        return len(data)
+        if "file" not in fs.protocol:
+            fs.pipe_file(path, data)
+            return len(data)
+        where = path
     target = Path(where)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")

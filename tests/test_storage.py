@@ -94,9 +94,17 @@ def test_fetch_embed_retrieve_and_export_through_s3(s3, town_built, town_request
     assert s3.exists("skyscript/export/manifest.json")
 
 
-def test_images_url_must_be_a_url():
-    with pytest.raises(ConfigError, match=r"images_url 'images': give a URL \(s3://"):
-        FetchConfig(images_url="images")
+def test_a_folder_as_images_url_is_its_file_url_written_whole(tmp_path):
+    config = FetchConfig(images_url=str(tmp_path / "images"))
+    assert config.images_url == (tmp_path / "images").resolve().as_uri()
+    target = storage.join(config.images_url, "A", "x.jpg")
+    assert storage.write_atomic(target, b"jpeg") == 4
+    assert [p.name for p in (tmp_path / "images" / "A").iterdir()] == ["x.jpg"]  # no partial
+    assert storage.read_bytes(target) == b"jpeg"
+    assert storage.listing(config.images_url) == ([target], [4])
+
+
+def test_an_unknown_storage_is_a_clear_error():
     with pytest.raises(ConfigError, match="nosuch://bucket/x.jpg: cannot open this storage: "
                                           "Protocol not known"):
         storage.read_bytes("nosuch://bucket/x.jpg")

@@ -22,8 +22,8 @@ PretrainedOption = Annotated[Optional[str], typer.Option(help="Pretrained tag (e
 WorkersOption = Annotated[int, typer.Option(help="Parallel fetches.")]
 GeeOption = Annotated[Optional[str], typer.Option(help="Google Cloud project for Earth Engine.")]
 ImagesUrlOption = Annotated[Optional[str], typer.Option(
-    help="Where image files go: an fsspec URL (s3://bucket/images, gs://…, file://…); default: "
-         "the folder beside the database.")]
+    help="Where image files go: an fsspec URL (s3://bucket/images, gs://…, file://…) or a "
+         "folder; default: the folder beside the database.")]
 ExecutorOption = Annotated[str, typer.Option(help="Where fetch and embed run: local (a pool "
                                                   "on this machine) or ray.")]
 RayAddressOption = Annotated[Optional[str], typer.Option(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -33,9 +34,10 @@ def connect(address: str | None) -> None:
         raise ConfigError("executor 'ray' needs Ray: pip install 'skyscript-db[ray]'") from e
     if ray.is_initialized():
         return
+    # 'local' starts a fresh instance, never one a stale /tmp/ray address file points at
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    _check_listening(address)
     try:
-        # 'local' starts a fresh instance, never one a stale /tmp/ray address file points at
-        address = address or os.environ.get("RAY_ADDRESS") or "local"
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING)
     except (ConnectionError, ValueError, RuntimeError) as e:
@@ -45,6 +47,18 @@ def connect(address: str | None) -> None:
     DataContext.get_current().enable_progress_bars = False  # the stage shows its own
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     log.info("ray: %s", ray.cluster_resources())
+
+
+def _check_listening(address: str) -> None:
+    """A HOST:PORT nobody listens on is one clear error now; Ray itself would retry for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # 'local', 'auto': Ray resolves them
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ConfigError(f"ray address {address!r}: nothing answers there ({e}); start the "
+                          "cluster with `ray start --head`, or check the address") from e
 
 
 def cluster_cpus() -> int:

@@ -35,7 +35,7 @@ from skyscript_db import queries, storage
 from skyscript_db.config import ClusterConfig, FetchConfig, Options
 from skyscript_db.db import has_table
 from skyscript_db.errors import NoCoverage
-from skyscript_db.etl import cluster
+from skyscript_db.etl import cluster, register
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest, RetryPolicy, Source
 from skyscript_db.etl.imagery.gee import GeeSource
 from skyscript_db.etl.imagery.local import LocalSource
@@ -214,6 +214,7 @@ def _batches(con: duckdb.DuckDBPyConnection,
 
 
 def _sources(con: duckdb.DuckDBPyConnection, config: FetchConfig) -> dict[str, Source]:
+    register.create_tables(con)  # a database registered by an older version: its columns
     sources: dict[str, Source] = {}
     for row in queries.load(SQL)["sources"].dicts(con):
         kind = row["kind"]

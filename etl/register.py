@@ -79,13 +79,18 @@ def registered_state(con: duckdb.DuckDBPyConnection) -> list:
     return [q[name].run(con).fetchall() if has_table(con, table) else [] for name, table in sources]
 
 
-def _register(con: duckdb.DuckDBPyConnection, section: str, rows: list[dict[str, Any]]) -> None:
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The registration tables as this version has them (older databases gain the STAC
+    filters' columns)."""
     tables = queries.load("50_image_collections.sql")
+    for name in ("create_local_imagery", "create_stac_collections", "stac_datetime",
+                 "stac_max_cloud"):
+        tables[name].run(con)
+
+
+def _register(con: duckdb.DuckDBPyConnection, section: str, rows: list[dict[str, Any]]) -> None:
     register = queries.load("register_imagery.sql")[section]
     with transaction(con):
-        tables["create_local_imagery"].run(con)
-        tables["create_stac_collections"].run(con)
-        tables["stac_datetime"].run(con)
-        tables["stac_max_cloud"].run(con)
+        create_tables(con)
         for row in rows:
             register.run(con, **{p: row[p] for p in register.params})

@@ -141,8 +141,16 @@ def test_a_task_whose_worker_process_dies_is_retried(ray_address, tmp_path):
     assert marker.exists() and pid != int(marker.read_text())
 
 
-def test_cluster_options_are_checked():
+def test_cluster_options_are_checked(town_requests, tmp_path):
     with pytest.raises(ConfigError, match="executor must be 'local' or 'ray', got 'spark'"):
         ClusterConfig("spark")
     with pytest.raises(ConfigError, match="ray_address needs executor 'ray'"):
         ClusterConfig("local", "auto")
+    port = free_port()  # nothing listens there: one line at once, not minutes of Ray retrying
+    db = copy_db(town_requests, tmp_path)
+    done = subprocess.run([str(Path(sys.executable).with_name("skyscript-db")), "fetch-images",
+                           "--db", str(db), "--executor", "ray", "--ray-address",
+                           f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"error: ray address '127.0.0.1:{port}': nothing answers there" in done.stderr
+    assert rows(db, "select count(*) from images") == [(0,)]  # nothing recorded

@@ -8,9 +8,10 @@ import itertools
 import json
 import logging
 import platform
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import metadata
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from skyscript_db import queries
 from skyscript_db.config import IngestConfig, Options
@@ -186,33 +188,51 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
                rules: list, location_index: str, step: Callable[[], None]) -> dict[str, int]:
     """One file's kept elements and geometries into the staging tables; returns its counts."""
     q = queries.load(SQL)
-    with _input_errors(source.path):
+    clipped = area["clip"] is not None
+    with _input_errors(source.path), ExitStack() as stack:
+        # Without a clip pyosmium assembles the file's relation areas in its own process from
+        # here on, while DuckDB reads the elements and nodes and builds the ways.
+        relation_areas = None if clipped else stack.enter_context(
+            osm.relation_areas_in_background(source.path, location_index))
         q["read_elements"].run(con, file=number, path=str(source.path), **area)
         counts = q["file_counts"].row(con, file=number)
         counts["tag_filtered"] = q["tag_filter"].run(con, file=number).fetchone()[0] \
             if rules else 0
         step()
-        relations = q["area_relations"].run(con, file=number).to_arrow_table()
-        with osm.relation_areas_in_background(source.path, relations,
-                                              location_index) as relation_areas:
-            # pyosmium assembles those relations' areas in its own process from here on, while
-            # DuckDB reads the nodes and builds the ways.
-            q["read_nodes"].run(con, path=str(source.path))
-            counts["clipped_ways_relations"] = q["clip_ways"].run(
-                con, file=number, **area).fetchone()[0]
-            step()
-            parts = q["way_parts"].row(con, file=number)["parts"]
-            for part in range(parts):
-                q["way_geometries"].run(con, file=number, part=part, parts=parts)
-            q["drop_nodes"].run(con)
-            step()
-            con.register("relation_areas", relation_areas())
-            try:
-                q["load_geometries"].run(con, file=number, **area)
-            finally:
-                con.unregister("relation_areas")
-            step()
+        q["read_nodes"].run(con, path=str(source.path))
+        counts["clipped_ways_relations"] = q["clip_ways"].run(
+            con, file=number, **area).fetchone()[0]
+        step()
+        parts = q["way_parts"].row(con, file=number)["parts"]
+        for part in range(parts):
+            q["way_geometries"].run(con, file=number, part=part, parts=parts)
+        step()
+        areas = _clipped_relation_areas(con, number, source.path, area, location_index) \
+            if clipped else relation_areas()
+        q["drop_nodes"].run(con)
+        con.register("relation_areas", areas)
+        try:
+            q["load_geometries"].run(con, file=number, **area)
+        finally:
+            con.unregister("relation_areas")
+        step()
     return counts
+
+
+def _clipped_relation_areas(con: duckdb.DuckDBPyConnection, number: int, path: Path,
+                            area: dict[str, Any], location_index: str) -> pa.Table:
+    """The areas of the file's multipolygons that can reach the clip, assembled by pyosmium
+    from a small file of those relations, their member ways and their nodes."""
+    q = queries.load(SQL)
+    box = {k: area[k] for k in ("west", "south", "east", "north")}
+    q["clip_member_ways"].run(con, file=number, path=str(path))
+    q["clip_relations"].run(con, file=number, **box)
+    with tempfile.TemporaryDirectory(prefix="skyscript-clip-") as folder:
+        subset = Path(folder) / "relations.osm.pbf"
+        osm.write_extract(subset, ((kind, q[f"clip_subset_{kind}"].run(con).to_arrow_reader())
+                                   for kind in ("nodes", "ways", "relations")))
+        return pa.Table.from_batches(osm.relation_areas(subset, location_index=location_index),
+                                     schema=osm.AREA_SCHEMA)
 
 
 def _keep_newest(con: duckdb.DuckDBPyConnection, files: list[Source]) -> int:

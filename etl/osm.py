@@ -11,15 +11,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import osmium
 import pyarrow as pa
-import pyarrow.parquet as pq
-from osmium.filter import EntityFilter, IdFilter
-from osmium.osm import AREA
+from osmium.filter import EntityFilter, IdFilter, TagFilter
+from osmium.osm import AREA, NODE, RELATION, WAY, mutable
 
 AREA_SCHEMA = pa.schema(
     [
@@ -37,34 +36,58 @@ WORKER_ABOVE_BYTES = 32 * 2**20
 
 
 def relation_areas(
-    path: Path,
-    relation_ids: Sequence[int],
-    batch_rows: int = 4_096,
-    location_index: str = DEFAULT_LOCATION_INDEX,
+    path: Path, batch_rows: int = 4_096, location_index: str = DEFAULT_LOCATION_INDEX
 ) -> Iterator[pa.RecordBatch]:
-    """Yield batches of AREA_SCHEMA, one row per relation of `relation_ids` that libosmium
-    assembled (one that it could not assemble yields nothing). libosmium numbers the area of
-    relation r as 2 * r + 1; an id filter on those lets no way's area reach Python."""
-    if not relation_ids:
+    """Yield batches of AREA_SCHEMA, one row per multipolygon or boundary relation of the file
+    that libosmium assembled (one that it could not assemble yields nothing).
+
+    libosmium's two passes, with filters in C++ that keep the work to those relations: the
+    relation pass notes them and their member ways; in the node and way pass only member ways
+    reach the location and area handlers (libosmium would otherwise assemble every closed way
+    too), and only the relations' areas (ids 2 * r + 1) reach Python."""
+    manager = osmium.area.AreaManager()
+    members = _AreaMembers()
+    with osmium.io.Reader(str(path), RELATION) as reader:
+        osmium.apply(reader, TagFilter(*AREA_TYPES), manager.first_pass_handler(), members)
+    if not members.relations:
         return
-    processor = (
-        osmium.FileProcessor(str(path))
-        .with_locations(location_index)
-        .with_areas(IdFilter(relation_ids))
-        .with_filter(EntityFilter(AREA))
-        .with_filter(IdFilter([2 * r + 1 for r in relation_ids]))
-    )
+    locations = osmium.NodeLocationsForWays(osmium.index.create_map(location_index))
+    locations.ignore_errors()
+    areas_only = [EntityFilter(AREA), IdFilter([2 * r + 1 for r in members.relations])]
+    buffer = osmium.BufferIterator(*areas_only)
+    # The iterator keeps no references to its handlers: this list keeps them alive.
+    chain = [IdFilter(members.ways).enable_for(WAY), locations,
+             manager.second_pass_to_buffer(buffer), *areas_only]
     wkb = osmium.geom.WKBFactory()
     rows: list[tuple[int, str | None, str | None]] = []
-    for area in processor:
-        try:
-            rows.append((area.orig_id(), wkb.create_multipolygon(area), None))
-        except (osmium.InvalidLocationError, RuntimeError) as e:
-            rows.append((area.orig_id(), None, str(e) or type(e).__name__))
-        if len(rows) >= batch_rows:
-            yield _batch(rows)
-            rows = []
+    with osmium.io.Reader(str(path), NODE | WAY) as reader:
+        for _ in osmium.OsmFileIterator(reader, *chain):
+            pass  # areas only arrive through the buffer
+        for area in buffer:
+            try:
+                rows.append((area.orig_id(), wkb.create_multipolygon(area), None))
+            except (osmium.InvalidLocationError, RuntimeError) as e:
+                rows.append((area.orig_id(), None, str(e) or type(e).__name__))
+            if len(rows) >= batch_rows:
+                yield _batch(rows)
+                rows = []
     yield _batch(rows)
+
+
+AREA_TYPES = (("type", "multipolygon"), ("type", "boundary"))
+
+
+class _AreaMembers(osmium.SimpleHandler):
+    """The relations the area manager assembles, and the ways they are made of."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relations: list[int] = []
+        self.ways: set[int] = set()
+
+    def relation(self, relation: osmium.osm.Relation) -> None:
+        self.relations.append(relation.id)
+        self.ways.update(m.ref for m in relation.members if m.type == "w")
 
 
 def _batch(rows: list[tuple]) -> pa.RecordBatch:
@@ -74,26 +97,23 @@ def _batch(rows: list[tuple]) -> pa.RecordBatch:
 
 
 @contextmanager
-def relation_areas_in_background(path: Path, relation_ids: pa.Table,
-                                 location_index: str = DEFAULT_LOCATION_INDEX
+def relation_areas_in_background(path: Path, location_index: str = DEFAULT_LOCATION_INDEX
                                  ) -> Iterator[Callable[[], pa.Table]]:
-    """Start relation_areas in a worker process, for the relations in column `osm_id` of
-    `relation_ids`; yields a function that waits for it and returns its table (memory-mapped
-    from an Arrow file, so a planet's areas need not fit in memory). A process, not a thread:
-    pyosmium holds the GIL while it reads, which would stall the DuckDB work meant to run beside
-    it. Leaving the block stops the worker. A file under WORKER_ABOVE_BYTES is read at once in
-    this process instead: starting a worker (about 0.6 s of imports) costs more than it saves."""
+    """Start relation_areas in a worker process; yields a function that waits for it and
+    returns its table (memory-mapped from an Arrow file, so a planet's areas need not fit in
+    memory). A process, not a thread: pyosmium holds the GIL while it reads, which would stall
+    the DuckDB work meant to run beside it. Leaving the block stops the worker. A file under
+    WORKER_ABOVE_BYTES is read at once in this process instead: starting a worker (about 0.6 s
+    of imports) costs more than it saves."""
     if path.stat().st_size < WORKER_ABOVE_BYTES:
-        batches = relation_areas(path, relation_ids.column("osm_id").to_pylist(),
-                                 location_index=location_index)
+        batches = relation_areas(path, location_index=location_index)
         table = pa.Table.from_batches(list(batches), schema=AREA_SCHEMA)
         yield lambda: table
         return
     with tempfile.TemporaryDirectory(prefix="skyscript-areas-") as folder:
-        ids, target = Path(folder) / "relations.parquet", Path(folder) / "areas.arrow"
-        pq.write_table(relation_ids, ids)
+        target = Path(folder) / "areas.arrow"
         worker = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(path), str(ids), str(target), location_index],
+            [sys.executable, "-m", __name__, str(path), str(target), location_index],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
         def result() -> pa.Table:
@@ -112,14 +132,28 @@ def relation_areas_in_background(path: Path, relation_ids: pa.Table,
             worker.wait()
 
 
-def write_relation_areas(path: Path, relation_ids: Path, target: Path,
-                         location_index: str) -> None:
-    """relation_areas(path) of the ids in the Parquet file `relation_ids` into the Arrow IPC
-    file `target`."""
-    ids = pq.read_table(relation_ids, columns=["osm_id"]).column("osm_id").to_pylist()
+def write_relation_areas(path: Path, target: Path, location_index: str) -> None:
+    """relation_areas(path) into the Arrow IPC file `target`."""
     with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, AREA_SCHEMA) as writer:
-        for batch in relation_areas(path, ids, location_index=location_index):
+        for batch in relation_areas(path, location_index=location_index):
             writer.write_batch(batch)
+
+
+def write_extract(target: Path, sections: Iterable[tuple[str, pa.RecordBatchReader]]) -> None:
+    """A PBF file of the ("nodes", id/lon/lat), ("ways", id/refs) and ("relations",
+    osm_id/tags/refs/roles: way members) rows of `sections`, taken in that order (each
+    reader is read through before the next is asked for)."""
+    add = {"nodes": lambda w, r: w.add_node(mutable.Node(id=r["id"],
+                                                         location=(r["lon"], r["lat"]))),
+           "ways": lambda w, r: w.add_way(mutable.Way(id=r["id"], nodes=r["refs"])),
+           "relations": lambda w, r: w.add_relation(mutable.Relation(
+               id=r["osm_id"], tags=dict(r["tags"]),
+               members=[("w", ref, role) for ref, role in zip(r["refs"], r["roles"])]))}
+    with osmium.SimpleWriter(str(target)) as writer:
+        for kind, reader in sections:
+            for batch in reader:
+                for row in batch.to_pylist():
+                    add[kind](writer, row)
 
 
 def versions(path: Path, wanted: set[tuple[str, int]]) -> pa.Table:
@@ -154,4 +188,4 @@ def read_header(path: Path) -> dict[str, str]:
 
 
 if __name__ == "__main__":  # the worker of relation_areas_in_background
-    write_relation_areas(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+    write_relation_areas(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])

@@ -21,7 +21,8 @@ create or replace temp table ingest_elements (
     tags map(varchar, varchar),
     lat double,
     lon double,
-    refs bigint[],  -- a way's nodes
+    refs bigint[],  -- a way's nodes; with a clip, a multipolygon's member ways
+    roles varchar[],  -- those member ways' roles
     is_closed boolean
 );
 
@@ -36,7 +37,12 @@ select
     tags,
     round(lat, 7),
     round(lon, 7),
-    if(kind = 'way', refs, null),
+    case
+        when kind = 'way' then refs
+        when $clip::varchar is not null then list_filter(refs, (r, i) -> ref_types[i] = 'way')
+    end,
+    if(kind = 'relation' and $clip::varchar is not null,
+       list_filter(ref_roles, (r, i) -> ref_types[i] = 'way'), null),
     kind = 'way' and len(refs) >= 4 and refs[1] = refs[-1] as is_closed
 from ST_ReadOSM($path)
 where cardinality(tags) > 0 and kind in ('node', 'way', 'relation')
@@ -93,12 +99,6 @@ using (
 ) as dropped
 where e.file = $file and e.osm_type = dropped.osm_type and e.osm_id = dropped.osm_id;
 
--- name: area_relations
--- One file's kept relations that libosmium's area manager assembles (those classify calls
--- polygons).
-select osm_id from ingest_elements
-where file = $file and osm_type = 'relation' and tags['type'] in ('multipolygon', 'boundary');
-
 -- name: load_area_rules
 create or replace temp table ingest_area_rules as
 select key, rule, coalesce(string_split(values, ';'), []) as values
@@ -115,19 +115,79 @@ create or replace temp table ingest_geometries (
 -- before their geometries are built (a way with no node located cannot be placed either).
 -- Returns how many.
 delete from ingest_elements as e
-using (
-    select w.osm_id
+where $clip::varchar is not null
+    and e.file = $file and e.osm_type = 'way'
+    and e.osm_id not in (
+        -- the few ways near the clip: cheaper to name than the many far from it
+        select w.osm_id
+        from (
+            select osm_id, unnest(refs) as ref
+            from ingest_elements
+            where file = $file and osm_type = 'way' and $clip::varchar is not null
+        ) as w
+        join ingest_nodes as n on n.id = w.ref
+        group by w.osm_id
+        having max(n.lon) >= $west and min(n.lon) <= $east
+            and max(n.lat) >= $south and min(n.lat) <= $north
+    );
+
+-- name: clip_member_ways
+-- With a clip, relation areas are assembled from a small file of the relations that can reach
+-- it (etl/osm.py writes it) instead of a pass over the whole extract: the multipolygons kept so
+-- far whose member ways' bounding box (it holds their area) meets the clip's. Their member
+-- ways, most of them untagged and so not among the elements, are read here.
+create or replace temp table ingest_member_ways as
+select id, refs
+from ST_ReadOSM($path)
+where kind = 'way' and id in (
+    select unnest(refs) from ingest_elements where file = $file and osm_type = 'relation'
+);
+
+-- name: clip_relations
+create or replace temp table ingest_clip_relations as
+with
+boxes as (
+    select w.id, min(n.lon) as west, max(n.lon) as east, min(n.lat) as south, max(n.lat) as north
+    from (select id, unnest(refs) as ref from ingest_member_ways) as w
+    join ingest_nodes as n on n.id = w.ref
+    group by w.id
+),
+near as (
+    select r.osm_id
     from (
-        select osm_id, unnest(refs) as ref
+        select osm_id, unnest(refs) as way
         from ingest_elements
-        where file = $file and osm_type = 'way' and $clip::varchar is not null
-    ) as w
-    left join ingest_nodes as n on n.id = w.ref
-    group by w.osm_id
-    having not coalesce(max(n.lon) >= $west and min(n.lon) <= $east
-        and max(n.lat) >= $south and min(n.lat) <= $north, false)
-) as far
-where e.file = $file and e.osm_type = 'way' and e.osm_id = far.osm_id;
+        where file = $file and osm_type = 'relation'
+            and tags['type'] in ('multipolygon', 'boundary')
+    ) as r
+    join boxes as b on b.id = r.way
+    group by r.osm_id
+    having max(b.east) >= $west and min(b.west) <= $east
+        and max(b.north) >= $south and min(b.south) <= $north
+)
+select osm_id, tags, refs, roles
+from ingest_elements
+semi join near using (osm_id)
+where file = $file and osm_type = 'relation';
+
+-- name: clip_subset_relations
+-- The relations, ways and nodes of that small file, each in id order as OSM files keep them.
+select osm_id, tags, refs, roles from ingest_clip_relations order by osm_id;
+
+-- name: clip_subset_ways
+select id, refs
+from ingest_member_ways
+where id in (select unnest(refs) from ingest_clip_relations)
+order by id;
+
+-- name: clip_subset_nodes
+select id, lon, lat
+from ingest_nodes
+where id in (
+    select unnest(refs) from ingest_member_ways
+    where id in (select unnest(refs) from ingest_clip_relations)
+)
+order by id;
 
 -- name: way_parts
 -- Ways are built in as many parts as DuckDB's memory limit asks for: a part's aggregation holds
@@ -215,8 +275,8 @@ select $file, 'way', osm_id, 'line', null, null, error from failed;
 drop table if exists ingest_nodes;
 
 -- name: load_geometries
--- One file's relation areas from pyosmium, of the relations kept so far; with a clip, those
--- touching its bounding box. Parsing and validity checks run here, on DuckDB's threads.
+-- One file's relation areas from pyosmium, of the relations kept so far (the tag filter's
+-- verdicts apply here); with a clip, those touching its bounding box. Parsing and validity checks run here, on DuckDB's threads.
 insert into ingest_geometries
 with
 parsed as (
@@ -421,6 +481,8 @@ drop table if exists ingest_classified;
 drop table if exists ingest_tag_rules;
 drop table if exists ingest_versions;
 drop table if exists ingest_older;
+drop table if exists ingest_member_ways;
+drop table if exists ingest_clip_relations;
 
 -- name: clip_area
 -- A clip area given as WKT ($wkt) or as GeoJSON geometries ($geojson, their union), with what

@@ -79,10 +79,28 @@ def test_a_way_crossing_the_clip_keeps_its_whole_geometry(full, tmp_path):
                               from osm_objects where kind <> 'point'
                               and st_intersects(geom, {box}) and not st_within(geom, {box})""")
     assert len(crossing) > 20
+    # multipolygons too: with a clip they are assembled from a small file of their own
+    assert sum(osm_type == "relation" for osm_type, *_ in crossing) >= 3
     kept = {(t, i): (n, wkt) for t, i, n, wkt in rows(
         clipped, "select osm_type, osm_id, st_npoints(geom), st_astext(geom) from osm_objects")}
     for osm_type, osm_id, n_points, wkt in crossing:
         assert kept[(osm_type, osm_id)] == (n_points, wkt)
+
+
+def test_a_multipolygon_around_the_clip_is_kept_whole(tmp_path):
+    """A clip in the middle of a lake whose shore is four straight member ways: no member
+    way's bounding box meets the clip, the relation's does, so the lake is kept, whole."""
+    corners = square(1, 24.93, 60.16, size=0.01)
+    sides = [(10 + i, [1 + i, 1 + (i + 1) % 4], {}) for i in range(4)]
+    lake = (20, [("w", 10 + i, "outer") for i in range(4)],
+            {"type": "multipolygon", "natural": "water"})
+    pbf = write_pbf(tmp_path / "lake.osm.pbf", corners, sides, [lake])
+    full = ingest(pbf, tmp_path / "full.duckdb")
+    clipped = ingest(pbf, tmp_path / "clipped.duckdb", clip="24.934,60.164,24.936,60.166")
+    query = "select osm_type, osm_id, st_astext(geom) from osm_objects"
+    assert rows(clipped, query) == rows(full, query) == [
+        ("relation", 20, "POLYGON ((24.93 60.16, 24.94 60.16, 24.94 60.17, 24.93 60.17, "
+                         "24.93 60.16))")]
 
 
 def matches(tags: dict[str, str], tags_filter: dict) -> bool:

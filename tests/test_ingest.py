@@ -225,17 +225,13 @@ def test_relation_areas_from_the_worker_process_equal_those_read_in_process(monk
     """Big files' relation areas come from a worker process; a small file's are read in
     process. Both paths on the same extract, and a damaged file failing in the worker."""
     from skyscript_db.etl import osm
-    with skyscript_db.connect() as con:
-        ids = con.execute("select id as osm_id from ST_ReadOSM($p) where kind = 'relation' and "
-                          "tags['type'] in ('multipolygon', 'boundary')",
-                          {"p": str(HELSINKI)}).to_arrow_table()
-    with osm.relation_areas_in_background(HELSINKI, ids) as result:
+    with osm.relation_areas_in_background(HELSINKI) as result:
         in_process = result().sort_by("osm_id")
     monkeypatch.setattr(osm, "WORKER_ABOVE_BYTES", 0)
-    with osm.relation_areas_in_background(HELSINKI, ids) as result:
+    with osm.relation_areas_in_background(HELSINKI) as result:
         from_worker = result().sort_by("osm_id")
     assert from_worker.equals(in_process) and from_worker.num_rows > 90
     damaged = tmp_path / "damaged.osm.pbf"
     damaged.write_bytes(HELSINKI.read_bytes()[:200_000])
-    with pytest.raises(RuntimeError), osm.relation_areas_in_background(damaged, ids) as result:
+    with pytest.raises(RuntimeError), osm.relation_areas_in_background(damaged) as result:
         result()

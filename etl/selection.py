@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ def clip_area(text: str) -> Clip:
     source = text
     if len(text) < 4096 and Path(text).is_file():
         source, text = f"{text} (file)", Path(text).read_text()
+    return _parse_clip(source, text)
+
+
+@cache  # ingest asks several times per build (check, fingerprint, read, build_info)
+def _parse_clip(source: str, text: str) -> Clip:
     parts = text.split(",")
     if len(parts) == 4 and not text.lstrip().startswith(("{", "POLYGON", "MULTIPOLYGON")):
         text = _bbox_wkt(source, parts)

@@ -223,9 +223,10 @@ def _sources(con: duckdb.DuckDBPyConnection, config: FetchConfig) -> dict[str, S
         elif kind == "local":
             sources[row["code"]] = LocalSource(row["path"], tuple(row["rgb_bands"]))
         elif kind == "stac":
-            sources[row["code"]] = StacSource(row["url"], row["collection"], tuple(row["assets"]),
-                                              tuple(row["rgb_bands"]), row["datetime"],
-                                              row["max_cloud"])
+            sources[row["code"]] = StacSource(
+                row["url"], row["collection"], tuple(row["assets"]), tuple(row["rgb_bands"]),
+                row["datetime"], row["max_cloud"], sortby=row["sortby"],
+                modifier=row["modifier"], options=tuple(row["options"] or ()))
         else:
             sources[row["code"]] = GeeSource(row["code"], config.gee_project)
     return sources

@@ -16,8 +16,10 @@ import duckdb
 
 from skyscript_db import queries
 from skyscript_db.db import has_table
-from skyscript_db.errors import InputError
-from skyscript_db.etl.imagery.stac import search_items, window
+from skyscript_db.errors import ConfigError, InputError
+from skyscript_db.etl.imagery.stac import gdal_options
+from skyscript_db.etl.imagery.stac_items import (DEFAULT_SORTBY, modifier_function, search_items,
+                                                 sort_fields, window)
 from skyscript_db.etl.rasters import RasterInfo, read_raster_info
 from skyscript_db.etl.stage import transaction
 
@@ -40,21 +42,27 @@ def add_imagery(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path],
 def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
              collection: str | None = None, assets: Sequence[str] = ("visual",),
              rgb_bands: Sequence[int] = (1, 2, 3), datetime: str | None = None,
-             max_cloud: float | None = None) -> dict[str, Any]:
+             max_cloud: float | None = None, sortby: str | None = None,
+             modifier: str | None = None, options: Sequence[str] = ()) -> dict[str, Any]:
     """Register a STAC catalog or API collection; its footprint is the box around its items
     (static catalogs) or the whole world (APIs: items are searched per request). `datetime`
-    and `max_cloud` filter the items a request may use (StacSource)."""
+    and `max_cloud` filter the items a request may use, `sortby` orders them, `modifier` signs
+    them and `options` are GDAL options for reading them (StacSource)."""
     if len(assets) not in (1, 3):
         raise InputError(f"{url}: give one asset holding RGB bands or three single-band assets")
     try:
         window(datetime)
-    except ValueError as e:
+        sort_fields(sortby or DEFAULT_SORTBY)
+        gdal_options(options)
+        modifier_function(modifier)
+    except (ValueError, ConfigError) as e:
         raise InputError(f"{url}: {e}") from e
     if max_cloud is not None and not 0 <= max_cloud <= 100:
         raise InputError(f"{url}: max_cloud is a percentage (0-100), got {max_cloud}")
     world = (-180.0, -90.0, 180.0, 90.0)
     try:
-        boxes = [i.bbox for i in search_items(url, collection, world) if i.bbox] \
+        boxes = [i.bbox for i in search_items(url, collection, world, modifier=modifier)
+                 if i.bbox] \
             if url.endswith(".json") else [world]
     except Exception as e:
         raise InputError(f"{url}: cannot read the STAC catalog ({e})") from e
@@ -66,7 +74,8 @@ def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
     footprint = f"POLYGON (({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))"
     row = {"code": code, "url": url, "collection": collection, "assets": list(assets),
            "rgb_bands": list(rgb_bands), "gsd_m": gsd_m, "footprint_wkt": footprint,
-           "datetime": datetime, "max_cloud": max_cloud}
+           "datetime": datetime, "max_cloud": max_cloud, "sortby": sortby, "modifier": modifier,
+           "options": list(options)}
     _register(con, "register_stac", [row])
     log.info("registered %s: %s (%d items)", code, url, len(boxes))
     return row
@@ -81,10 +90,10 @@ def registered_state(con: duckdb.DuckDBPyConnection) -> list:
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The registration tables as this version has them (older databases gain the STAC
-    filters' columns)."""
+    filters' and access settings' columns)."""
     tables = queries.load("50_image_collections.sql")
     for name in ("create_local_imagery", "create_stac_collections", "stac_datetime",
-                 "stac_max_cloud"):
+                 "stac_max_cloud", "stac_access"):
         tables[name].run(con)
 
 

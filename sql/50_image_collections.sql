@@ -38,6 +38,12 @@ alter table stac_collections add column if not exists datetime varchar;
 -- name: stac_max_cloud
 alter table stac_collections add column if not exists max_cloud double;
 
+-- name: stac_access
+-- How items are ordered and read (add-stac --sortby, --modifier, --option KEY=VALUE).
+alter table stac_collections add column if not exists sortby varchar;
+alter table stac_collections add column if not exists modifier varchar;
+alter table stac_collections add column if not exists options varchar[];
+
 -- name: image_collections
 create or replace table image_collections as
 with

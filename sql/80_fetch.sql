@@ -69,7 +69,10 @@ select
     s.collection,
     s.assets,
     s.datetime,
-    s.max_cloud
+    s.max_cloud,
+    s.sortby,
+    s.modifier,
+    s.options
 from image_collections as c
 left join local_imagery as l on l.code = c.code
 left join stac_collections as s on s.code = c.code;

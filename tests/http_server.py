@@ -24,6 +24,7 @@ class Hit:
     range: str | None
     status: int
     bytes: int
+    agent: str | None = None  # the User-Agent header
 
 
 @dataclass
@@ -73,7 +74,8 @@ class RangeServer:
                     server.log.append(Hit(self.path, header, status, len(body) // 2))
                     return
                 self.wfile.write(body)
-                server.log.append(Hit(self.path, header, status, len(body)))
+                server.log.append(Hit(self.path, header, status, len(body),
+                                      self.headers.get("User-Agent")))
 
             def do_HEAD(self) -> None:
                 server.arrivals[self.path] += 1
@@ -112,3 +114,68 @@ class RangeServer:
 
     def arrived(self, fragment: str) -> int:
         return sum(n for path, n in self.arrivals.items() if fragment in path)
+
+
+@dataclass
+class FlakyProxy:
+    """A proxy on 127.0.0.1 in front of `upstream` that answers the first requests whose path
+    starts with `prefix` with the statuses in `failures` (one each, in order), then forwards
+    everything. `searches` counts the requests under `prefix` that were forwarded."""
+
+    upstream: str
+    prefix: str = "/search"
+    failures: list[int] = field(default_factory=list)
+    searches: int = 0
+    port: int = 0
+
+    def __enter__(self) -> "FlakyProxy":
+        import urllib.error
+        import urllib.request
+
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.path.startswith(proxy.prefix):
+                    if proxy.failures:
+                        status = proxy.failures.pop(0)
+                        self.send_response(status)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    proxy.searches += 1
+                headers = {k: v for k, v in self.headers.items() if k.lower() == "content-type"}
+                request = urllib.request.Request(proxy.upstream + self.path, data=body,
+                                                 headers=headers, method=self.command)
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as answer:
+                        status, data = answer.status, answer.read()
+                        kind = answer.headers.get("Content-Type", "application/json")
+                except urllib.error.HTTPError as e:
+                    status, data, kind = e.code, e.read(), "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _forward
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"

@@ -22,10 +22,11 @@ from skyscript_db.etl.imagery.base import ImageRequest, RetryPolicy, to_uint8
 from skyscript_db.etl.imagery.local import LocalSource
 from skyscript_db.etl.imagery.raster import read_request
 from skyscript_db.etl.imagery.stac import StacSource
-from skyscript_db.etl.imagery.stac import window as stac_window
+from skyscript_db.etl.imagery.stac_items import window as stac_window
 
 from conftest import IMAGERY
 from http_server import RangeServer
+from stac_fixtures import cog_and_half, stac_item
 
 RASTERS = {  # file: RGB bands
     "naip-north-dakota-2020-5m.tif": (1, 2, 3),
@@ -179,24 +180,13 @@ def ems_request(pair_id: int = 1) -> ImageRequest:
 def stac_choices(tmp_path):
     """One static catalog, four items over the same place that differ in date, cloud cover and
     coverage: `half` shows only the western half of the COG."""
-    shutil.copy(raster(COG), tmp_path / COG)
-    with rasterio.open(tmp_path / COG) as src:
-        bbox = list(transform_bounds(src.crs, "EPSG:4326", *src.bounds))
-        profile = src.profile | {"width": src.width // 2}
-        profile.pop("blockxsize", None), profile.pop("blockysize", None), profile.pop("tiled", None)
-        with rasterio.open(tmp_path / "half.tif", "w", **profile) as half:
-            half.write(src.read(window=Window(0, 0, src.width // 2, src.height)))
+    bbox = cog_and_half(raster(COG), tmp_path)
     items = {"old-clear": ("2019-06-01", 1, COG), "half": ("2021-06-01", 5, "half.tif"),
              "full": ("2020-06-01", 10, COG), "cloudy": ("2022-06-01", 80, COG)}
     with RangeServer(tmp_path) as server:
         links = []
         for name, (day, cloud, file) in items.items():
-            item = {"type": "Feature", "stac_version": "1.0.0", "id": name, "bbox": bbox,
-                    "geometry": {"type": "Polygon", "coordinates": [[
-                        [bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]],
-                        [bbox[0], bbox[3]], [bbox[0], bbox[1]]]]},
-                    "properties": {"datetime": f"{day}T10:00:00Z", "eo:cloud_cover": cloud},
-                    "links": [], "assets": {"visual": {"href": f"{server.url}/ok/{file}"}}}
+            item = stac_item(name, bbox, day, cloud, f"{server.url}/ok/{file}")
             (tmp_path / f"{name}.json").write_text(json.dumps(item))
             links.append({"rel": "item", "href": f"{server.url}/ok/{name}.json"})
         catalog = {"type": "Catalog", "stac_version": "1.0.0", "id": "choices",

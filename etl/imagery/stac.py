@@ -1,11 +1,14 @@
 """The stac source: any STAC API or static catalog, reading Cloud-Optimized GeoTIFFs by HTTP range
-requests (GDAL's /vsicurl/ through rasterio), so only the blocks under the request travel."""
+requests (GDAL's /vsicurl/ through rasterio), so only the blocks under the request travel.
+
+Catalogues that need more than a URL say so per source: `modifier` signs asset URLs
+(Planetary Computer's SAS tokens), `options` are GDAL configuration options for the reads
+(`AWS_REQUEST_PAYER=requester` for Earth Search's NAIP and Landsat buckets,
+`AWS_NO_SIGN_REQUEST=YES` for public `s3://` links); AWS credentials come from the environment."""
 
 from __future__ import annotations
 
 import ctypes
-import datetime as dt
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +23,8 @@ from rasterio.errors import RasterioIOError
 from skyscript_db.errors import ConfigError, NoCoverage, TransientError
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest, to_uint8
 from skyscript_db.etl.imagery.raster import read_request
+from skyscript_db.etl.imagery.stac_items import (DEFAULT_SORTBY, cloud_within, in_window, overlaps,
+                                                 search_items, sort_fields, sort_items, window)
 
 # GDAL over HTTP: no retries of its own (our RetryPolicy decides); never list directories.
 GDAL_HTTP = {
@@ -27,8 +32,10 @@ GDAL_HTTP = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "CPL_VSIL_CURL_USE_HEAD": "NO",
     "VSI_CACHE": "FALSE",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",  # one request for adjacent tiles
 }
 ITEMS_TRIED = 5  # per request, before the fullest partial read is kept
+TRANSIENT_HTTP = {429, 500, 502, 503, 504}
 _TRANSIENT_MARKERS = ("HTTP response code: 5", "timed out", "Timeout", "Connection",
                       "connection", "transfer closed", "Recv failure", "reset by peer",
                       "HTTP response code: 429", "Read error", "Read failed", "IReadBlock failed")
@@ -39,8 +46,10 @@ class StacSource:
     """`url`: a STAC API root or a static catalog/collection JSON. `assets`: one asset holding the
     bands (`rgb_bands` picks them) or three single-band assets in R, G, B order. `datetime`: the
     window items must fall in ('2020-01-01/2023-12-31', either end may be '..'); `max_cloud`: the
-    most `eo:cloud_cover` (percent) an item may have. Items are tried least cloudy first, then
-    newest; one that leaves part of the request without pixels gives way to the next."""
+    most `eo:cloud_cover` (percent) an item may have. `sortby`: the order items are tried in,
+    STAC's sortby syntax over item properties ('-' first: descending; default least cloudy,
+    then newest); one that leaves part of the request without pixels gives way to the next.
+    `modifier`: 'planetary-computer' signs asset URLs; `options`: 'KEY=VALUE' GDAL options."""
 
     url: str
     collection: str | None
@@ -49,6 +58,9 @@ class StacSource:
     datetime: str | None = None
     max_cloud: float | None = None
     timeout_s: int = 30
+    sortby: str | None = None
+    modifier: str | None = None
+    options: Sequence[str] = ()
     name: str = "stac"
 
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched:
@@ -65,23 +77,23 @@ class StacSource:
 
     def find_items(self, request: ImageRequest) -> list[pystac.Item]:
         """The items whose footprint intersects the request's lon/lat box, in the window and
-        under the cloud limit, least cloudy first (no cloud cover: last), then newest."""
+        under the cloud limit, in `sortby` order (ties: by id)."""
         bbox = (request.west, request.south, request.east, request.north)
+        order = sort_fields(self.sortby or DEFAULT_SORTBY)
         try:
-            found = search_items(self.url, self.collection, bbox, self.datetime)
+            found = search_items(self.url, self.collection, bbox, self.datetime, order,
+                                 self.modifier, self.timeout_s)
         except Exception as e:  # pystac reads JSON with urllib or requests: any I/O error
             raise _classify(e) from e
         start, end = window(self.datetime)
-        items = [i for i in found if _overlaps(i.bbox, bbox) and _in_window(i, start, end)
-                 and (self.max_cloud is None or _cloud(i) <= self.max_cloud)]
+        items = [i for i in found if overlaps(i.bbox, bbox) and in_window(i, start, end)
+                 and (self.max_cloud is None or cloud_within(i, self.max_cloud))]
         if not items:
             raise NoCoverage(f"no item of {self.url} covers the request"
                              + (f" within {self.datetime}" if self.datetime else "")
                              + (f" under {self.max_cloud:g} % cloud" if self.max_cloud is not None
                                 else ""))
-        newest_first = sorted(items, key=lambda i: (_when(i).isoformat() if _when(i) else "",
-                                                    i.id), reverse=True)
-        return sorted(newest_first, key=_cloud)  # stable: newest first among equal clouds
+        return sort_items(items, order)
 
     def _read_item(self, item: pystac.Item, request: ImageRequest) -> Fetched:
         missing = [a for a in self.assets if a not in item.assets]
@@ -91,10 +103,11 @@ class StacSource:
                               f"{', '.join(sorted(item.assets))}: register the collection "
                               "again with `add-stac --assets NAME`")
         hrefs = [item.assets[a].get_absolute_href() for a in self.assets]
+        env = {**GDAL_HTTP, "GDAL_HTTP_TIMEOUT": self.timeout_s, **gdal_options(self.options)}
         if len(hrefs) == 1:
-            data, valid = _read(hrefs[0], request, self.rgb_bands, self.timeout_s)
+            data, valid = _read(hrefs[0], request, self.rgb_bands, env)
         else:
-            parts = [_read(href, request, [1], self.timeout_s) for href in hrefs]
+            parts = [_read(href, request, [1], env) for href in hrefs]
             data = np.concatenate([p[0] for p in parts])
             valid = np.logical_and.reduce([p[1] for p in parts])
         acquired = item.datetime.date().isoformat() if item.datetime else None
@@ -103,76 +116,26 @@ class StacSource:
                              "coverage": round(float(valid.mean()), 4)})
 
 
-def _when(item: pystac.Item) -> dt.datetime | None:
-    return item.datetime or item.common_metadata.start_datetime
-
-
-def _cloud(item: pystac.Item) -> float:
-    cloud = item.properties.get("eo:cloud_cover")
-    return float(cloud) if cloud is not None else math.inf
-
-
-def window(text: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """'START/END' (dates or ISO times, UTC unless said; '..' leaves an end open; a date as END
-    means the whole day) or one date; a ValueError names what is wrong."""
-    if not text:
-        return None, None
-    start, _, end = text.partition("/")
-
-    def parse(value: str, whole_day: bool) -> dt.datetime | None:
-        if value in ("", ".."):
-            return None
-        try:
-            when = dt.datetime.fromisoformat(value)
-        except ValueError as e:
-            raise ValueError(f"datetime {text!r}: {value!r} is not an ISO date or time") from e
-        when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-        return when + dt.timedelta(days=1, microseconds=-1) if whole_day and len(value) == 10 \
-            else when
-
-    return parse(start, False), parse(end or start, True)
-
-
-def _in_window(item: pystac.Item, start: dt.datetime | None, end: dt.datetime | None) -> bool:
-    when = _when(item)
-    if start is None and end is None:
-        return True
-    return when is not None and (start is None or when >= start) and (end is None or when <= end)
-
-
-def search_items(url: str, collection: str | None, bbox: tuple,
-                 datetime: str | None = None) -> list[pystac.Item]:
-    """Items near bbox: searched by a STAC API (in the window, when given), or read from a
-    static catalog (cached)."""
-    if not url.endswith(".json"):
-        from pystac_client import Client
-
-        search = Client.open(url).search(collections=[collection] if collection else None,
-                                         bbox=bbox, datetime=datetime, max_items=100)
-        return list(search.items())
-    return [i for i in _static_items(url) if collection is None or i.collection_id == collection]
-
-
-@cache
-def _static_items(url: str) -> tuple[pystac.Item, ...]:
-    root = pystac.read_file(url)
-    if isinstance(root, pystac.Item):
-        return (root,)
-    return tuple(root.get_items(recursive=True))
-
-
-def _overlaps(a: Sequence[float] | None, b: Sequence[float]) -> bool:
-    return a is not None and a[0] < b[2] and a[2] > b[0] and a[1] < b[3] and a[3] > b[1]
-
-
 def _read(href: str, request: ImageRequest, bands: Sequence[int],
-          timeout_s: int) -> tuple[np.ndarray, np.ndarray]:
+          env: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with rasterio.Env(**GDAL_HTTP, GDAL_HTTP_TIMEOUT=timeout_s), rasterio.open(href) as src:
+        with rasterio.Env(**env), rasterio.open(href) as src:
             return read_request(src, request, bands)
     except (RasterioIOError, rasterio.errors.RasterioError) as e:
         _forget(href)  # else GDAL answers the next try from its memory of this failure
         raise _classify(e) from e
+
+
+def gdal_options(options: Sequence[str]) -> dict[str, str]:
+    """'KEY=VALUE' strings as GDAL configuration options; ValueError names a bad one."""
+    parsed = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip() or not key.strip().replace("_", "").isalnum():
+            raise ValueError(f"GDAL option {option!r}: give KEY=VALUE, e.g. "
+                             "AWS_REQUEST_PAYER=requester")
+        parsed[key.strip()] = value
+    return parsed
 
 
 @cache
@@ -193,6 +156,11 @@ def _forget(href: str) -> None:
 
 
 def _classify(error: Exception) -> Exception:
+    """Rate limits, server errors and network failures are worth a retry; the rest is not."""
+    status = getattr(error, "status_code", None) or getattr(error, "code", None)
+    if isinstance(status, int):  # pystac_client's APIError; urllib's HTTPError
+        return TransientError(f"HTTP {status}: {str(error).strip()[:200]}") \
+            if status in TRANSIENT_HTTP else error
     text = str(error)
     if any(marker in text for marker in _TRANSIENT_MARKERS):
         return TransientError(text.splitlines()[0] if text else type(error).__name__)

@@ -50,12 +50,20 @@ def add_stac(
                                                          "for an open end.")] = None,
     max_cloud: Annotated[Optional[float], typer.Option(help="Use items with at most this "
                                                             "eo:cloud_cover (percent).")] = None,
+    sortby: Annotated[Optional[str], typer.Option(help="Order items are tried in: properties, "
+                                                       "'-' for descending (default "
+                                                       "eo:cloud_cover,-datetime).")] = None,
+    modifier: Annotated[Optional[str], typer.Option(help="Sign asset URLs: "
+                                                         "planetary-computer.")] = None,
+    option: Annotated[Optional[list[str]], typer.Option(
+        help="GDAL option for reading, KEY=VALUE, repeatable (AWS_REQUEST_PAYER=requester, "
+             "AWS_NO_SIGN_REQUEST=YES).")] = None,
 ) -> None:
     """Register a STAC catalog as an imagery collection (read by HTTP range requests); a request
     takes the least cloudy item, then the newest, and the next when one leaves it partly empty."""
     with connect(db) as con:
         registry.add_stac(con, url, code, gsd, collection, assets.split(","), _bands(bands),
-                          datetime, max_cloud)
+                          datetime, max_cloud, sortby, modifier, option or ())
     say(f"{code}: {url}")
 
 

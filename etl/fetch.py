@@ -52,12 +52,14 @@ CPU_KINDS = {"render", "local"}  # worth processes; stac and gee wait on the net
 _REQUEST_FIELDS = [f.name for f in fields(ImageRequest)]
 OUTCOME = pa.schema([("pair_id", pa.int64()), ("path", pa.string()), ("status", pa.string()),
                      ("error", pa.string()), ("source", pa.string()), ("acquired", pa.string()),
-                     ("width_px", pa.int32()), ("height_px", pa.int32()), ("bytes", pa.int64())])
+                     ("width_px", pa.int32()), ("height_px", pa.int32()), ("bytes", pa.int64()),
+                     ("collection", pa.string())])
 
 
-def file_name(request: ImageRequest, acquired: str | None) -> str:
+def file_name(request: ImageRequest, acquired: str | None, collection: str) -> str:
+    """The paper's naming: object, collection the pixels came from, two-digit year."""
     year = acquired[2:4] if acquired else "xx"
-    return f"{TYPE_LETTER[request.osm_type]}{request.osm_id}_{request.collection_code}_{year}.jpg"
+    return f"{TYPE_LETTER[request.osm_type]}{request.osm_id}_{collection}_{year}.jpg"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class FetchStage:
         con, config, on_progress = ctx.con, options.fetch, ctx.progress(STAGE)
         q = queries.load(SQL)
         q["create_images"].run(con)
+        q["images_collection"].run(con)
         _register_listing(ctx, config)
         q["pending"].run(con)
         total = q["pending_count"].row(con)["n"]
@@ -141,18 +144,19 @@ def fetch_one(source: Source, request: ImageRequest, payload: Any, out: str | Pa
     """Fetch and write one image; the outcome as an `images` row (`OUTCOME`)."""
     row: dict[str, Any] = {"pair_id": request.pair_id, "path": None, "error": None,
                            "source": source.name, "acquired": None, "width_px": None,
-                           "height_px": None, "bytes": None}
+                           "height_px": None, "bytes": None, "collection": None}
     try:
         fetched: Fetched = retry.call(lambda: source.fetch(request, payload), seed=request.pair_id)
-        where = storage.join(str(out), request.collection_code,
-                             file_name(request, fetched.acquired))
+        collection = fetched.collection or request.collection_code
+        where = storage.join(str(out), collection, file_name(request, fetched.acquired,
+                                                             collection))
         size = storage.write_atomic(where, jpeg(fetched, quality))
         height, width = fetched.pixels.shape[:2]
         # beside the database: relative to its folder (they move together); else the URL
         path = where if storage.is_url(out) else str(Path(where).relative_to(Path(out).parent))
         return row | {"status": "ok", "path": path,
                       "acquired": fetched.acquired, "width_px": width, "height_px": height,
-                      "bytes": size}
+                      "bytes": size, "collection": collection}
     except NoCoverage as e:
         return row | {"status": "no_coverage", "error": str(e)}
     except Exception as e:  # one request's failure is recorded as data; the run goes on

@@ -15,8 +15,13 @@ create table if not exists images (
     height_px integer,
     bytes bigint,
     fetched_at timestamp,
-    request_key varchar not null
+    request_key varchar not null,
+    collection varchar  -- where the pixels came from: the request's collection or a fallback
 );
+
+-- name: images_collection
+-- (added to databases fetched by older versions)
+alter table images add column if not exists collection varchar;
 
 -- name: listing
 -- The image files on disk (path relative to the database's folder, size), listed by the stage.
@@ -145,10 +150,11 @@ order by pair_id, layer, osm_type, osm_id;
 
 -- name: record
 -- One batch's outcomes (the Arrow table fetch_outcomes, registered by the stage), in one statement.
-insert or replace into images
+insert or replace into images (pair_id, path, status, error, source, acquired, width_px,
+    height_px, bytes, fetched_at, request_key, collection)
 select
     o.pair_id, o.path, o.status, o.error, o.source, o.acquired, o.width_px, o.height_px, o.bytes,
-    timezone('UTC', current_timestamp), p.request_key
+    timezone('UTC', current_timestamp), p.request_key, o.collection
 from fetch_outcomes as o
 join fetch_pending as p using (pair_id);
 

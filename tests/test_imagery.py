@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -16,7 +14,6 @@ from rasterio.warp import transform, transform_bounds
 from rasterio.windows import Window
 
 from skyscript_db.etl.fetch import fetch_one
-from skyscript_db.etl.imagery import gee
 from skyscript_db.errors import NoCoverage, TransientError
 from skyscript_db.etl.imagery.base import ImageRequest, RetryPolicy, to_uint8
 from skyscript_db.etl.imagery.local import LocalSource
@@ -266,80 +263,3 @@ def test_stac_faults_are_retried_then_recorded_as_failed(stac_server, tmp_path, 
     assert "TransientError" in outcome["error"]
     assert stac_server.arrived(f"/{mode}/") >= 3  # every attempt reached the server
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.jpg"))
-
-
-def test_gee_request_building():
-    request = ems_request()
-    grid = gee.pixel_grid(request)
-    assert grid["dimensions"] == {"width": 64, "height": 64}
-    assert grid["crsCode"] == f"EPSG:{request.utm_epsg}"
-    assert grid["affineTransform"]["translateX"] == request.x_min
-    assert grid["affineTransform"]["translateY"] == request.y_max
-    assert grid["affineTransform"]["scaleY"] == -request.gsd_m
-    s2 = gee.COLLECTIONS["S2"]
-    assert gee.filters(s2, "2024-01-01") == {"date": ("2022-01-01", "2024-01-01"),
-                                             "cloud": ("CLOUDY_PIXEL_PERCENTAGE", 20)}
-    assert "cloud" not in gee.filters(gee.COLLECTIONS["FI"], "2024-01-01")
-    assert gee.visualize_params(s2) == {"bands": ["B4", "B3", "B2"], "min": 0, "max": 3000}
-
-    class HttpError(Exception):
-        def __init__(self, status):
-            self.status = status
-
-    assert gee.is_transient(HttpError(429)) and gee.is_transient(HttpError(503))
-    assert not gee.is_transient(HttpError(400))
-    assert gee.is_transient(Exception("Too many requests; quota exceeded"))
-    assert not gee.is_transient(Exception("Image.load: Asset not found"))
-
-
-@pytest.mark.parametrize("message, transient", [
-    # the service's own words, as EEException (no status) carries them
-    ("Too many concurrent aggregations.", True),
-    ("Earth Engine capacity exceeded.", True),
-    ("Computation timed out.", True),
-    ("User memory limit exceeded.", False),
-    ("Image.load: Image asset 'ORTHO/Switzerland/SWISSIMAGE/10cm' not found.", False),
-    ("Collection.loadTable: Collection asset 'x' not found.", False),
-])
-def test_gee_errors_are_classified_from_real_messages(message, transient):
-    import ee
-
-    assert gee.is_transient(ee.EEException(message)) is transient
-
-
-def test_gee_network_errors_are_transient():
-    assert gee.is_transient(ConnectionError("connection reset by peer"))
-    assert gee.is_transient(TimeoutError("read timed out"))
-
-
-def test_gee_initialises_once_under_concurrent_first_calls(monkeypatch):
-    calls: list[tuple] = []
-
-    class FakeData:
-        HIGH_VOLUME_API_BASE_URL = "https://earthengine-highvolume.googleapis.com"
-
-        @staticmethod
-        def setDeadline(ms):
-            calls.append(("deadline", ms))
-
-    class FakeEe:
-        data = FakeData
-
-        @staticmethod
-        def Initialize(project=None, opt_url=None):
-            time.sleep(0.05)  # slow enough that the other threads arrive meanwhile
-            calls.append(("init", project, opt_url))
-
-    monkeypatch.setattr(gee, "_initialized", set())
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: gee._initialize(FakeEe, "my-project"), range(8)))
-    assert calls == [("init", "my-project", FakeData.HIGH_VOLUME_API_BASE_URL),
-                     ("deadline", gee.DEADLINE_MS)]
-
-
-def test_gee_table_matches_the_catalog_seed():
-    from skyscript_db import queries
-
-    seed = queries.sql_text("seeds/image_collections.csv").splitlines()[1:]
-    codes = {line.split(",")[0]: line.split(",")[1] for line in seed}
-    assert codes == {code: c.asset for code, c in gee.COLLECTIONS.items()}

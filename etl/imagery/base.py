@@ -47,6 +47,7 @@ class Fetched:
     source: str
     acquired: str | None = None  # ISO date of the imagery, when the source knows it
     meta: dict[str, Any] = field(default_factory=dict)
+    collection: str | None = None  # a fallback collection's code, when it gave the pixels
 
 
 class Source(Protocol):

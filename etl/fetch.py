@@ -230,7 +230,8 @@ def _sources(con: duckdb.DuckDBPyConnection, config: FetchConfig) -> dict[str, S
             sources[row["code"]] = StacSource(
                 row["url"], row["collection"], tuple(row["assets"]), tuple(row["rgb_bands"]),
                 row["datetime"], row["max_cloud"], sortby=row["sortby"],
-                modifier=row["modifier"], options=tuple(row["options"] or ()))
+                modifier=row["modifier"], options=tuple(row["options"] or ()),
+                stretch=tuple(row["stretch"]) if row["stretch"] else None)
         else:
             sources[row["code"]] = GeeSource(row["code"], config.gee_project)
     return sources

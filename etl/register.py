@@ -43,11 +43,13 @@ def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
              collection: str | None = None, assets: Sequence[str] = ("visual",),
              rgb_bands: Sequence[int] = (1, 2, 3), datetime: str | None = None,
              max_cloud: float | None = None, sortby: str | None = None,
-             modifier: str | None = None, options: Sequence[str] = ()) -> dict[str, Any]:
+             modifier: str | None = None, options: Sequence[str] = (),
+             stretch: tuple[float, float] | None = None) -> dict[str, Any]:
     """Register a STAC catalog or API collection; its footprint is the box around its items
     (static catalogs) or the whole world (APIs: items are searched per request). `datetime`
     and `max_cloud` filter the items a request may use, `sortby` orders them, `modifier` signs
-    them and `options` are GDAL options for reading them (StacSource)."""
+    them, `options` are GDAL options for reading them and `stretch` the values mapped to 0-255
+    (StacSource)."""
     if len(assets) not in (1, 3):
         raise InputError(f"{url}: give one asset holding RGB bands or three single-band assets")
     try:
@@ -57,6 +59,8 @@ def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
         modifier_function(modifier)
     except (ValueError, ConfigError) as e:
         raise InputError(f"{url}: {e}") from e
+    if stretch is not None and not (len(stretch) == 2 and stretch[0] < stretch[1]):
+        raise InputError(f"{url}: stretch is LOW,HIGH with LOW < HIGH, got {stretch}")
     if max_cloud is not None and not 0 <= max_cloud <= 100:
         raise InputError(f"{url}: max_cloud is a percentage (0-100), got {max_cloud}")
     world = (-180.0, -90.0, 180.0, 90.0)
@@ -75,7 +79,7 @@ def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
     row = {"code": code, "url": url, "collection": collection, "assets": list(assets),
            "rgb_bands": list(rgb_bands), "gsd_m": gsd_m, "footprint_wkt": footprint,
            "datetime": datetime, "max_cloud": max_cloud, "sortby": sortby, "modifier": modifier,
-           "options": list(options)}
+           "options": list(options), "stretch": list(stretch) if stretch else None}
     _register(con, "register_stac", [row])
     log.info("registered %s: %s (%d items)", code, url, len(boxes))
     return row

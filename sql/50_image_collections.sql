@@ -39,10 +39,12 @@ alter table stac_collections add column if not exists datetime varchar;
 alter table stac_collections add column if not exists max_cloud double;
 
 -- name: stac_access
--- How items are ordered and read (add-stac --sortby, --modifier, --option KEY=VALUE).
+-- How items are ordered and read (add-stac --sortby, --modifier, --option KEY=VALUE,
+-- --stretch LOW,HIGH).
 alter table stac_collections add column if not exists sortby varchar;
 alter table stac_collections add column if not exists modifier varchar;
 alter table stac_collections add column if not exists options varchar[];
+alter table stac_collections add column if not exists stretch double[];
 
 -- name: image_collections
 create or replace table image_collections as

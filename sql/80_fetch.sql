@@ -77,7 +77,8 @@ select
     s.max_cloud,
     s.sortby,
     s.modifier,
-    s.options
+    s.options,
+    s.stretch
 from image_collections as c
 left join local_imagery as l on l.code = c.code
 left join stac_collections as s on s.code = c.code;

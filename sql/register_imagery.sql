@@ -9,9 +9,9 @@ values ($code, $path, $crs, $gsd_m, $bands, $dtype, st_geomfromtext($footprint_w
 -- name: register_stac
 insert or replace into stac_collections
     (code, url, collection, assets, rgb_bands, gsd_m, footprint, datetime, max_cloud, sortby,
-     modifier, options)
+     modifier, options, stretch)
 values ($code, $url, $collection, $assets, $rgb_bands, $gsd_m, st_geomfromtext($footprint_wkt),
-        $datetime, $max_cloud, $sortby, $modifier, $options);
+        $datetime, $max_cloud, $sortby, $modifier, $options, $stretch);
 
 -- name: local_state
 select code, path, gsd_m, rgb_bands from local_imagery order by code;

@@ -219,6 +219,24 @@ def test_stac_without_a_usable_item_is_no_coverage_naming_the_filters(stac_choic
         stac_window("2020-13-01/..")
 
 
+def test_a_fixed_stretch_gives_two_items_the_same_colours(stac_choices):
+    """Per-image percentiles colour the half-covering item differently from the full one where
+    both show the same ground; a collection's fixed stretch does not."""
+    def both(stretch):
+        fetched = [StacSource(stac_choices, None, ("visual",), (3, 2, 1), window,
+                              stretch=stretch).fetch(ems_request()).pixels
+                   for window in ("2021-01-01/2021-12-31", "2020-01-01/2020-12-31")]
+        shared = fetched[0].any(axis=2)  # where the half item has pixels
+        assert 0.3 < shared.mean() < 0.7
+        return fetched[0][shared], fetched[1][shared]
+
+    def shift(half, full) -> float:  # mean colour difference, 0-255
+        return float(np.abs(half.astype(int) - full.astype(int)).mean())
+
+    per_image, fixed = shift(*both(None)), shift(*both((500.0, 2000.0)))
+    assert fixed < 1 < 5 < per_image  # (the two files resample a little differently)
+
+
 def test_add_stac_refuses_bad_filters_before_reading_anything():
     import skyscript_db
     from skyscript_db.errors import InputError

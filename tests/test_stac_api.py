@@ -119,10 +119,11 @@ def test_registered_access_settings_reach_the_search_and_the_reads(stac_api, mon
     with skyscript_db.connect() as con:
         add_stac(con, proxy.url, "EMS", 10.0, "test", datetime="2020-01-01/..", max_cloud=50,
                  sortby="-eo:cloud_cover", modifier="planetary-computer",
-                 options=["GDAL_HTTP_USERAGENT=skyscript-test"])
+                 options=["GDAL_HTTP_USERAGENT=skyscript-test"], stretch=(500.0, 2000.0))
         queries.load("50_image_collections.sql")["image_collections"].run(
             con, collections_csv=queries.seed_path("image_collections.csv"), imagery="render")
         source = _sources(con, FetchConfig())["EMS"]
+    assert source.stretch == (500.0, 2000.0)
     fetched = source.fetch(ems_request())
     assert fetched.meta["item"] == "filler-2"  # the cloudiest under 50 % (48) in the window
     reads = [hit for hit in cogs.log if hit.path.endswith(COG)]
@@ -134,6 +135,7 @@ def test_registered_access_settings_reach_the_search_and_the_reads(stac_api, mon
     ({"options": ["AWS_REQUEST_PAYER"]}, "GDAL option 'AWS_REQUEST_PAYER': give KEY=VALUE"),
     ({"sortby": "eo:cloud_cover, bad field"}, "is not a property name"),
     ({"modifier": "sign-it"}, "STAC modifier 'sign-it': known ones are planetary-computer"),
+    ({"stretch": (3000.0, 0.0)}, r"stretch is LOW,HIGH with LOW < HIGH, got \(3000.0, 0.0\)"),
 ])
 def test_add_stac_refuses_bad_access_settings(settings, message):
     with skyscript_db.connect() as con, pytest.raises(InputError, match=message):

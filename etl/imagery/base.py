@@ -56,12 +56,15 @@ class Source(Protocol):
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched: ...
 
 
-def to_uint8(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def to_uint8(bands: np.ndarray, valid: np.ndarray,
+             stretch: tuple[float, float] | None = None) -> np.ndarray:
     """(3, H, W) of any dtype -> (H, W, 3) uint8.
 
-    The documented scaling rule: uint8 data is kept as it is. Any other type is stretched per band,
-    linearly, from the 2nd to the 98th percentile of the valid pixels to 0-255, then clipped.
-    Pixels that are not valid (nodata, outside the raster) are black.
+    The documented scaling rule: uint8 data is kept as it is. Any other type is stretched
+    linearly to 0-255 and clipped: from `stretch` (low, high) when given, the same for every
+    image of a collection, as Earth Engine's visualisation does; else per image and band from
+    the 2nd to the 98th percentile of the valid pixels. Pixels that are not valid (nodata,
+    outside the raster) are black.
     """
     if bands.dtype == np.uint8:
         out = bands.copy()
@@ -71,7 +74,7 @@ def to_uint8(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
             values = band[valid & np.isfinite(band)]
             if values.size == 0:
                 continue
-            low, high = np.percentile(values, [2, 98])
+            low, high = stretch if stretch else np.percentile(values, [2, 98])
             scale = 255.0 / (high - low) if high > low else 0.0
             out[i] = np.clip((band - low) * scale, 0, 255).astype(np.uint8)
     out[:, ~valid] = 0

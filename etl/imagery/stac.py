@@ -49,7 +49,9 @@ class StacSource:
     most `eo:cloud_cover` (percent) an item may have. `sortby`: the order items are tried in,
     STAC's sortby syntax over item properties ('-' first: descending; default least cloudy,
     then newest); one that leaves part of the request without pixels gives way to the next.
-    `modifier`: 'planetary-computer' signs asset URLs; `options`: 'KEY=VALUE' GDAL options."""
+    `modifier`: 'planetary-computer' signs asset URLs; `options`: 'KEY=VALUE' GDAL options;
+    `stretch`: (low, high) values mapped to 0-255 for data that is not 8-bit, the same for
+    every item (else per image, from percentiles: colours then vary from crop to crop)."""
 
     url: str
     collection: str | None
@@ -61,6 +63,7 @@ class StacSource:
     sortby: str | None = None
     modifier: str | None = None
     options: Sequence[str] = ()
+    stretch: tuple[float, float] | None = None
     name: str = "stac"
 
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched:
@@ -111,7 +114,7 @@ class StacSource:
             data = np.concatenate([p[0] for p in parts])
             valid = np.logical_and.reduce([p[1] for p in parts])
         acquired = item.datetime.date().isoformat() if item.datetime else None
-        return Fetched(to_uint8(data, valid), source=self.name, acquired=acquired,
+        return Fetched(to_uint8(data, valid, self.stretch), source=self.name, acquired=acquired,
                        meta={"item": item.id, "hrefs": hrefs,
                              "coverage": round(float(valid.mean()), 4)})
 

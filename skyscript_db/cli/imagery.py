@@ -20,6 +20,14 @@ def _bands(value: Optional[str]) -> Optional[list[int]]:
         raise ConfigError(f"--bands {value!r}: give band numbers like 3,2,1") from e
 
 
+def _stretch(value: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value.split(","))
+    except ValueError as e:
+        raise ConfigError(f"--stretch {value!r}: give two numbers LOW,HIGH like 0,3000") from e
+    return low, high
+
+
 def add_imagery(
     paths: Annotated[list[Path], typer.Argument(help="GeoTIFF/COG files, any CRS.")],
     db: DbOption = DEFAULT_DB,
@@ -58,12 +66,16 @@ def add_stac(
     option: Annotated[Optional[list[str]], typer.Option(
         help="GDAL option for reading, KEY=VALUE, repeatable (AWS_REQUEST_PAYER=requester, "
              "AWS_NO_SIGN_REQUEST=YES).")] = None,
+    stretch: Annotated[Optional[str], typer.Option(
+        help="LOW,HIGH: data that is not 8-bit is stretched from these values to 0-255 for "
+             "every item (default: per image, 2nd-98th percentile).")] = None,
 ) -> None:
     """Register a STAC catalog as an imagery collection (read by HTTP range requests); a request
     takes the least cloudy item, then the newest, and the next when one leaves it partly empty."""
     with connect(db) as con:
         registry.add_stac(con, url, code, gsd, collection, assets.split(","), _bands(bands),
-                          datetime, max_cloud, sortby, modifier, option or ())
+                          datetime, max_cloud, sortby, modifier, option or (),
+                          _stretch(stretch) if stretch else None)
     say(f"{code}: {url}")
 
 

@@ -150,6 +150,15 @@ def test_no_coverage_falls_back_to_the_next_collection_on_the_same_grid(monkeypa
         source("P3", FakeEe(*empty), monkeypatch).fetch(ems_request())
     with pytest.raises(NoCoverage):  # a collection without fallbacks tries itself only
         source("S2", FakeEe(empty[0]), monkeypatch).fetch(ems_request())
+    for code, collection in gee.COLLECTIONS.items():  # fallbacks are never coarser
+        assert all(gsd(f) <= gsd(code) for f in collection.fallbacks), code
+
+
+def gsd(code: str) -> float:
+    from skyscript_db import queries
+
+    seed = queries.sql_text("seeds/image_collections.csv").splitlines()[1:]
+    return {line.split(",")[0]: float(line.split(",")[2]) for line in seed}[code]
 
 
 def test_at_most_max_concurrent_requests_are_in_flight(monkeypatch):

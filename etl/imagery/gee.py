@@ -54,10 +54,12 @@ COLLECTIONS: dict[str, GeeCollection] = {
                         years=10, fallbacks=("P3", *_FINE_AERIAL)),
     "S2": GeeCollection("COPERNICUS/S2_SR_HARMONIZED", ("B4", "B3", "B2"), 0, 3000,
                         "CLOUDY_PIXEL_PERCENTAGE", years=2, cloud_score=True),
+    # the twin Landsat has the same 30 m grid: one covers the other's gaps (and L8 the years
+    # before L9's 2021 launch)
     "L8": GeeCollection("LANDSAT/LC08/C02/T1_TOA", ("B4", "B3", "B2"), 0, 0.3, "CLOUD_COVER",
-                        years=3),
+                        years=3, fallbacks=("L9",)),
     "L9": GeeCollection("LANDSAT/LC09/C02/T1_TOA", ("B4", "B3", "B2"), 0, 0.3, "CLOUD_COVER",
-                        years=3),
+                        years=3, fallbacks=("L8",)),
 }
 MAX_CLOUD_PERCENT = 20
 CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"

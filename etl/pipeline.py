@@ -56,7 +56,8 @@ METHOD: tuple[Stage, ...] = (
              {"collections_csv": "image_collections.csv"}, ("imagery",), state=registered_state),
     SqlStage("benchmark", "55_benchmark.sql", ("image_collections",),
              config_fields=("benchmark_classes", "benchmark_per_class"), seeded=True),
-    SqlStage("image_requests", "60_image_requests.sql", ("benchmark",), seeded=True),
+    SqlStage("image_requests", "60_image_requests.sql", ("benchmark",),
+             config_fields=("collections", "exclude_collections", "prefer"), seeded=True),
     SqlStage("captions", captions.SQL_FILE, ("image_requests",), captions.SEEDS,
              ("max_surrounding", "caption_language", "caption_max_chars")),
 )

@@ -38,7 +38,9 @@ class SqlStage:
     transactional: bool = True
 
     def params(self, config: BuildConfig) -> dict[str, Any]:
-        params: dict[str, Any] = {f: getattr(config, f) for f in self.config_fields}
+        # tuples bind as SQL lists
+        params: dict[str, Any] = {f: list(v) if isinstance(v := getattr(config, f), tuple) else v
+                                  for f in self.config_fields}
         params |= {name: queries.seed_path(file) for name, file in self.seeds.items()}
         if self.seeded:
             params["seed"] = config.stage_seed(self.name)
@@ -56,7 +58,8 @@ class SqlStage:
 
     def run(self, ctx: Context, options: Options) -> StageResult:
         summary = run_sections(ctx.con, self.file, self.params(options.build))
-        log.info("%s: %s", self.name, ", ".join(f"{k} {v:,}" for k, v in summary.items()))
+        log.info("%s: %s", self.name, "; ".join(
+            f"{k} {v:,}" if isinstance(v, int | float) else f"{k}: {v}" for k, v in summary.items()))
         return StageResult(summary["rows_in"], summary["rows_out"], info=summary)
 
 

@@ -46,6 +46,9 @@ class BuildConfig:
         'open_clip:MODEL[:PRETRAINED]' (a CLIP text tower, as in the paper).
     tag_cache: reuse text vectors and fitted classifiers from the user cache (etl/tag_cache.py)
         and add to it; False forces a fit.
+    collections: the only collection codes image requests may use (None: all);
+        exclude_collections: codes they may not. prefer: 'random' (one candidate drawn at
+        random, the paper's rule) or 'finest' (the finest GSD; the draw breaks ties).
     """
 
     seed: int = 0
@@ -61,6 +64,9 @@ class BuildConfig:
     tag_cache: bool = True
     benchmark_classes: int = 0
     benchmark_per_class: int = 100
+    collections: tuple[str, ...] | None = None
+    exclude_collections: tuple[str, ...] = ()
+    prefer: str = "random"
 
     def __post_init__(self) -> None:
         problems = []
@@ -76,6 +82,8 @@ class BuildConfig:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
         if self.caption_max_chars < 20:
             problems.append(f"caption_max_chars must be at least 20, got {self.caption_max_chars}")
+        if self.prefer not in ("random", "finest"):
+            problems.append(f"prefer must be 'random' or 'finest', got {self.prefer!r}")
         if self.imagery not in ("catalog", "render"):
             problems.append(f"imagery must be 'catalog' or 'render', got {self.imagery!r}")
         if self.tag_encoder != "minilm" and not self.tag_encoder.startswith("open_clip:"):

@@ -5,7 +5,9 @@
 --   Candidates: collections whose footprint covers the object's anchor point (a point on its
 --   surface) and whose GSD is no coarser than the largest GSD at which one of the object's tags is
 --   visible (so the caption keeps at least one tag). Polygons also need their bounding box to
---   measure 75-1,000 px in width and height at that GSD. One candidate is drawn at random.
+--   measure 75-1,000 px in width and height at that GSD. Only the collections in $collections
+--   (null: all) and none in $exclude_collections take part. One candidate is drawn at random
+--   ($prefer = 'random', the paper's rule) or the finest is taken ('finest'; the draw breaks ties).
 --   Points and lines: the point, or a random node of the line, is the anchor; width and height
 --   are drawn in 168-300 px and the centre moves at most a sixth of the image away from the
 --   anchor, which so stays inside the middle third.
@@ -14,8 +16,20 @@
 --   and the box is placed at random inside the image.
 -- Every draw is uniform($seed, pair_id, label): same seed, same rows.
 
--- name: image_requests
-create or replace table image_requests as
+-- name: unknown_collections
+-- A collection named in $collections or $exclude_collections that does not exist is an error.
+select error('image_requests: no collection ' || string_agg(code, ', ' order by code)
+             || ' (there are ' || (select string_agg(code, ', ' order by code)
+                                   from image_collections) || ')')
+from (
+    select unnest(coalesce($collections::varchar[], []) || $exclude_collections::varchar[])
+        as code
+) as named
+anti join image_collections using (code)
+having count(*) > 0;
+
+-- name: request_objects
+create or replace temp table request_objects as
 with
 selected as (
     select o.osm_type, o.osm_id, o.kind, o.geom
@@ -29,32 +43,50 @@ visible_gsd as (
     join tag_visibility as v using (key, value)
     where v.visible
     group by t.osm_type, t.osm_id
-),
-objects as (
-    select
-        s.*,
-        g.max_gsd_m,
-        pair_id(s.osm_type, s.osm_id) as pair_id,
-        st_pointonsurface(s.geom) as anchor_ll,
-        utm_epsg(st_x(anchor_ll), st_y(anchor_ll)) as utm_epsg,
-        st_transform(s.geom, 'EPSG:4326', 'EPSG:' || utm_epsg, always_xy := true) as geom_m
-    from selected as s
-    join visible_gsd as g using (osm_type, osm_id)
-),
-candidates as (
-    select o.pair_id, c.code, c.gsd_m
-    from objects as o
-    join image_collections as c
-        on c.gsd_m <= o.max_gsd_m and st_covers(c.footprint, o.anchor_ll)
-    where o.kind <> 'polygon'
+)
+select
+    s.*,
+    g.max_gsd_m,
+    pair_id(s.osm_type, s.osm_id) as pair_id,
+    st_pointonsurface(s.geom) as anchor_ll,
+    utm_epsg(st_x(anchor_ll), st_y(anchor_ll)) as utm_epsg,
+    st_transform(s.geom, 'EPSG:4326', 'EPSG:' || utm_epsg, always_xy := true) as geom_m
+from selected as s
+join visible_gsd as g using (osm_type, osm_id);
+
+-- name: request_candidates
+-- Every collection covering an object's anchor, with each rule's verdict: the candidates are
+-- the rows that pass all three; the others say why an object has none.
+create or replace temp table request_candidates as
+select
+    o.pair_id,
+    c.code,
+    c.gsd_m,
+    ($collections::varchar[] is null or list_contains($collections, c.code))
+        and not list_contains($exclude_collections::varchar[], c.code) as chosen_collection,
+    c.gsd_m <= o.max_gsd_m as fine_enough,
+    o.kind <> 'polygon'
         or ((st_xmax(o.geom_m) - st_xmin(o.geom_m)) / c.gsd_m between 75 and 1000
             and (st_ymax(o.geom_m) - st_ymin(o.geom_m)) / c.gsd_m between 75 and 1000)
+        as fits
+from request_objects as o
+join image_collections as c on st_covers(c.footprint, o.anchor_ll);
+
+-- name: image_requests
+create or replace table image_requests as
+with
+objects as (select * from request_objects),
+candidates as (
+    select pair_id, code, gsd_m
+    from request_candidates
+    where chosen_collection and fine_enough and fits
 ),
 chosen as (
     select *
     from candidates
     qualify row_number() over (
-        partition by pair_id order by uniform($seed, pair_id, code), code
+        partition by pair_id
+        order by if($prefer = 'finest', gsd_m, 0), uniform($seed, pair_id, code), code
     ) = 1
 ),
 drawn as (
@@ -155,17 +187,32 @@ from final
 order by pair_id;
 
 -- name: summary
+-- Counts, with each object that got no request under the first rule that left it none, and
+-- the requests per collection.
 with
 selected as (select osm_type, osm_id from selected_objects),
-with_visible_tag as (
-    select count(distinct (t.osm_type, t.osm_id)) as n
-    from osm_tags as t
-    semi join selected as s using (osm_type, osm_id)
-    join tag_visibility as v using (key, value)
-    where v.visible
+verdicts as (
+    select
+        o.pair_id,
+        bool_or(c.code is not null) as covered,
+        bool_or(c.chosen_collection) as chosen,
+        bool_or(c.chosen_collection and c.fine_enough) as fine,
+        bool_or(c.chosen_collection and c.fine_enough and c.fits) as fits
+    from request_objects as o
+    left join request_candidates as c using (pair_id)
+    group by o.pair_id
+),
+per_collection as (
+    select string_agg(collection_code || ' ' || n, ', ' order by collection_code) as text
+    from (select collection_code, count(*) as n from image_requests group by all)
 )
 select
     (select count(*) from selected) as rows_in,
     (select count(*) from image_requests) as rows_out,
-    (select count(*) from selected) - (select n from with_visible_tag) as no_visible_tag,
-    (select n from with_visible_tag) - (select count(*) from image_requests) as no_candidate;
+    (select count(*) from selected) - (select count(*) from request_objects) as no_visible_tag,
+    count(*) filter (not covered) as no_collection_covers_it,
+    count(*) filter (covered and not chosen) as only_excluded_collections,
+    count(*) filter (chosen and not fine) as collections_too_coarse,
+    count(*) filter (fine and not fits) as polygon_too_small_or_large,
+    (select coalesce(text, 'none') from per_collection) as requests_per_collection
+from verdicts;

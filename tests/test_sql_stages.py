@@ -245,3 +245,43 @@ def test_stage_rerun_alone_and_failed_stage_rolls_back(helsinki_built, tmp_path,
     with pytest.raises(duckdb.BinderException):
         skyscript_db.build(HELSINKI, db, CATALOG, only="image_requests")
     assert digests(db) == before
+
+
+def test_collection_choice_narrows_and_orders_the_candidates(helsinki_built, tmp_path):
+    """--collections, --exclude-collections and --prefer finest change which collection each
+    object's request draws, never the rules; an unknown code is an error that changes
+    nothing."""
+    from skyscript_db.config import BuildConfig, Options
+
+    from conftest import copy_db, run_stage
+
+    db = copy_db(helsinki_built, tmp_path)
+
+    def requests(**choice) -> dict[int, tuple[str, float]]:
+        info = run_stage(db, "image_requests", Options(build=BuildConfig(**choice))).info
+        counted = sum(info[k] for k in ("rows_out", "no_visible_tag", "no_collection_covers_it",
+                                        "only_excluded_collections", "collections_too_coarse",
+                                        "polygon_too_small_or_large"))
+        assert counted == info["rows_in"]  # every selected object is accounted for, once
+        with skyscript_db.connect(db, read_only=True) as con:
+            return {p: (c, g) for p, c, g in con.execute(
+                "select pair_id, collection_code, gsd_m from image_requests").fetchall()}
+
+    drawn = requests()
+    codes = {code for code, _ in drawn.values()}
+    assert len(codes) >= 3
+    finest = requests(prefer="finest")
+    assert finest.keys() == drawn.keys()
+    assert all(finest[p][1] <= drawn[p][1] for p in drawn)
+    assert sum(finest[p][1] < drawn[p][1] for p in drawn) > len(drawn) / 10
+    common = max(codes, key=lambda c: sum(code == c for code, _ in drawn.values()))
+    only = requests(collections=(common,))
+    assert {code for code, _ in only.values()} == {common} and len(only) <= len(drawn)
+    without = requests(exclude_collections=(common,))
+    assert common not in {code for code, _ in without.values()}
+    before = requests()
+    with pytest.raises(duckdb.Error, match="no collection NOPE"):
+        run_stage(db, "image_requests", Options(build=BuildConfig(collections=("NOPE",))))
+    with skyscript_db.connect(db, read_only=True) as con:
+        assert dict(con.execute("select pair_id, collection_code from image_requests")
+                    .fetchall()) == {p: c for p, (c, _) in before.items()}

@@ -48,6 +48,11 @@ def ingest_config(bbox: str | None, geometry: str | None,
     return IngestConfig(clip=bbox or geometry, tags_filter=tags_filter)
 
 
+def _codes(value: str) -> tuple[str, ...]:
+    """'CH, US' -> ('CH', 'US')."""
+    return tuple(code.strip() for code in value.split(",") if code.strip())
+
+
 def build(
     pbf: Annotated[Optional[list[str]], typer.Argument(
         help="OpenStreetMap extracts (.osm.pbf paths or http(s) URLs); default: the ones the "
@@ -80,6 +85,14 @@ def build(
                                               "offline) or 'catalog' (Earth Engine collections, "
                                               "needs an account).")]
     = BuildConfig.imagery,
+    collections: Annotated[Optional[str], typer.Option(help="Only these collection codes for "
+                                                            "image requests, C1,C2 (default: "
+                                                            "all).")] = None,
+    exclude_collections: Annotated[Optional[str], typer.Option(help="Never these collection "
+                                                                    "codes, C1,C2.")] = None,
+    prefer: Annotated[str, typer.Option(help="Among an object's candidate collections: 'random' "
+                                             "(the paper's draw) or 'finest' (smallest GSD).")]
+    = BuildConfig.prefer,
     model: ModelOption = TINY,
     pretrained: PretrainedOption = None,
     tag_encoder: Annotated[Optional[str], typer.Option(help="Tag classifier's text encoder: "
@@ -122,7 +135,9 @@ def build(
                          tag_encoder=tag_encoder or default_tag_encoder(spec),
                          tag_cache=tag_cache,
                          benchmark_classes=benchmark_classes,
-                         benchmark_per_class=benchmark_per_class)
+                         benchmark_per_class=benchmark_per_class,
+                         collections=_codes(collections) if collections else None,
+                         exclude_collections=_codes(exclude_collections or ""), prefer=prefer)
     options = Options(pbf=tuple(pbf or ()), ingest=ingest_config(bbox, geometry, tags_filter),
                       build=config,
                       fetch=FetchConfig(workers=workers, gee_project=gee_project,

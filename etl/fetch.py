@@ -34,7 +34,7 @@ from PIL import Image
 from skyscript_db import queries, storage
 from skyscript_db.config import ClusterConfig, FetchConfig, Options
 from skyscript_db.db import has_table
-from skyscript_db.errors import NoCoverage
+from skyscript_db.errors import NoCoverage, SourceUnavailable
 from skyscript_db.etl import cluster, register
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest, RetryPolicy, Source
 from skyscript_db.etl.imagery.gee import GeeSource
@@ -88,13 +88,16 @@ class FetchStage:
         q["images_collection"].run(con)
         _register_listing(ctx, config)
         q["pending"].run(con)
+        sources = _sources(con, config)
+        codes = [code for (code,) in q["pending_codes"].run(con).fetchall()]
+        unavailable = _unavailable({code: sources[code] for code in codes})
+        skipped = q["skip_codes"].run(con, codes=list(unavailable)).fetchone()[0]
         total = q["pending_count"].row(con)["n"]
         kinds = {k for (k,) in q["pending_kinds"].run(con).fetchall()}
         if "render" in kinds:
             q["render_objects"].run(con, styles_csv=queries.seed_path("render_styles.csv"))
         _remove_partial_files(ctx.paths.images)
         out = config.images_url or ctx.paths.images
-        sources = _sources(con, config)
         retry = RetryPolicy(attempts=config.attempts)
         counts: dict[str, int] = defaultdict(int)
         started = time.perf_counter()
@@ -113,6 +116,9 @@ class FetchStage:
         seconds = time.perf_counter() - started
         log.info("fetch_images: %d requests in %.1f s (%.1f/s): %s", total, seconds,
                  total / seconds if seconds else 0, dict(counts))
+        if unavailable:  # after the others are done and recorded: a rerun resumes
+            raise SourceUnavailable(f"{skipped} requests left for a later run. "
+                                    + _explain(unavailable))
         return StageResult(total, counts["ok"], info=q["summary"].row(con))
 
 
@@ -235,6 +241,26 @@ def _sources(con: duckdb.DuckDBPyConnection, config: FetchConfig) -> dict[str, S
         else:
             sources[row["code"]] = GeeSource(row["code"], config.gee_project)
     return sources
+
+
+def _unavailable(sources: dict[str, Source]) -> dict[str, str]:
+    """{code: why} of the sources that cannot work now (each asked once)."""
+    unavailable = {}
+    for code, source in sources.items():
+        try:
+            source.check()
+        except SourceUnavailable as e:
+            unavailable[code] = str(e)
+            log.error("fetch_images: %s cannot work now: %s", code, e)
+    return unavailable
+
+
+def _explain(unavailable: dict[str, str]) -> str:
+    """'CH, ES: why; X: why', the codes that share a reason together."""
+    codes: dict[str, list[str]] = defaultdict(list)
+    for code, why in unavailable.items():
+        codes[why].append(code)
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in codes.items())
 
 
 def _chunks(batch: list[dict[str, Any]], parallel: int) -> Iterator[list[dict[str, Any]]]:

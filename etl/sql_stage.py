@@ -59,7 +59,8 @@ class SqlStage:
     def run(self, ctx: Context, options: Options) -> StageResult:
         summary = run_sections(ctx.con, self.file, self.params(options.build))
         log.info("%s: %s", self.name, "; ".join(
-            f"{k} {v:,}" if isinstance(v, int | float) else f"{k}: {v}" for k, v in summary.items()))
+            f"{k} {v:,}" if isinstance(v, int | float) else f"{k}: {v}"
+            for k, v in summary.items()))
         return StageResult(summary["rows_in"], summary["rows_out"], info=summary)
 
 

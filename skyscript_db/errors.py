@@ -55,6 +55,11 @@ class TrainError(SkyscriptError):
     """Training cannot start as asked."""
 
 
+class SourceUnavailable(SkyscriptError):
+    """An imagery source cannot work at all (no Earth Engine account, an unreachable catalogue,
+    an unreadable raster): its requests are left untouched for a later run."""
+
+
 class NoCoverage(Exception):
     """An imagery source has no imagery for a request's bounds: final, not retried, recorded as
     the request's status (not a SkyscriptError: it never reaches the user as an error)."""

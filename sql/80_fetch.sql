@@ -54,6 +54,13 @@ where i.pair_id is null or i.status = 'failed' or i.request_key <> r.request_key
     or (i.status = 'ok' and f.path is null)
 order by r.pair_id;
 
+-- name: pending_codes
+select distinct collection_code from fetch_pending order by 1;
+
+-- name: skip_codes
+-- The requests of sources that cannot work now stay as they are (no outcome) for a later run.
+delete from fetch_pending where list_contains($codes, collection_code);
+
 -- name: pending_count
 select count(*) as n from fetch_pending;
 

@@ -106,3 +106,56 @@ def test_server_failures_are_recorded_and_the_run_goes_on(town_requests, tmp_pat
     assert all("TransientError" in e and "500" in e for (e,) in failed)
     assert result.rows_out == result.rows_in - 4  # every other request was fetched
     assert server.arrived("/fail500/") >= 8  # two tries each
+
+
+def test_a_source_that_cannot_work_leaves_its_requests_for_later_and_the_others_run(
+        town_built, tmp_path):
+    """The new user's run: their own raster registered beside the Earth Engine collections,
+    with no Earth Engine account (a town drawn over the raster, on Seurasaari). The raster's
+    requests are fetched; Earth Engine's are not tried one by one (no `failed` rows): the stage
+    ends with one error naming the fix, and a rerun leaves the same rows."""
+    import dataclasses
+
+    import pytest
+    import rasterio
+    from affine import Affine
+
+    from skyscript_db.errors import SourceUnavailable
+    from skyscript_db.etl.register import add_imagery
+
+    from conftest import IMAGERY, QUICK_FETCH, TOWN_CONFIG, copy_tag_cache
+    from fakes import FAKE_MODELS
+    from osm_inline import town
+
+    pbf = town(tmp_path / "seurasaari.osm.pbf", blocks=3, origin=(24.879, 60.177))
+    db = tmp_path / "mine.duckdb"
+    copy_tag_cache(town_built, db)
+    # the real Sentinel-2 raster resampled to 1 m, as fine as the town's tags need
+    with rasterio.open(IMAGERY / "sentinel2-helsinki-seurasaari-2021.tif") as src:
+        height, width = src.height * 10, src.width * 10
+        profile = src.profile | {"count": 3, "height": height, "width": width,
+                                 "transform": src.transform * Affine.scale(0.1)}
+        pixels = src.read([3, 2, 1], out_shape=(3, height, width))
+    with rasterio.open(tmp_path / "mine.tif", "w", **profile) as out:
+        out.write(pixels)
+    with skyscript_db.connect(db) as con:
+        add_imagery(con, [tmp_path / "mine.tif"], code="MINE")
+    config = dataclasses.replace(TOWN_CONFIG, imagery="catalog")
+    skyscript_db.build(pbf, db, config, models=FAKE_MODELS)
+    options = Options(pbf=(str(pbf),), build=config, fetch=QUICK_FETCH)
+    query = "select collection_code, status, count(*) from image_requests " \
+        "left join images using (pair_id) group by all order by all"
+    for _ in range(2):
+        with pytest.raises(SourceUnavailable) as failure:
+            run_stage(db, "fetch_images", options)
+        with skyscript_db.connect(db, read_only=True) as con:
+            outcomes = con.execute(query).fetchall()
+        assert {code for code, status, _ in outcomes if status} == {"MINE"}
+        assert {code for code, status, _ in outcomes if not status} - {"MINE"}
+    assert ("MINE", None) not in {(code, status) for code, status, _ in outcomes}  # all done
+    assert sum(n for code, status, n in outcomes if status == "ok") >= 3
+    message = str(failure.value)
+    assert re.match(r"\d+ requests left for a later run\. [A-Z0-9, ]+: Earth "
+                    r"Engine: Please authorize access", message)
+    assert "earthengine authenticate" in message and "--gee-project" in message
+    assert "MINE" not in message

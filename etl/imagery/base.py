@@ -53,6 +53,10 @@ class Fetched:
 class Source(Protocol):
     name: str
 
+    def check(self) -> None:
+        """Raise SourceUnavailable, saying what fixes it, when this source cannot work at all;
+        asked once before a fetch sends it any request."""
+
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched: ...
 
 

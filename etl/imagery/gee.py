@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from skyscript_db.errors import NoCoverage, TransientError
+from skyscript_db.errors import NoCoverage, SourceUnavailable, TransientError
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest
 
 
@@ -165,6 +165,21 @@ class GeeSource:
     project: str | None = None
     end_date: str = "2024-01-01"
     name: str = "gee"
+
+    def check(self) -> None:
+        """Earth Engine answers for this project: credentials found and authorised."""
+        try:
+            import ee
+        except ImportError as e:  # pragma: no cover - earthengine-api is a dependency
+            raise SourceUnavailable(f"Earth Engine: {e}") from e
+        try:
+            _initialize(ee, self.project)
+        except Exception as e:  # ee.EEException, google.auth's errors, network errors
+            message = " ".join(str(e).split())
+            raise SourceUnavailable(
+                f"Earth Engine: {message} Run `earthengine authenticate` once, pass "
+                "--gee-project YOUR_CLOUD_PROJECT, or leave Earth Engine out (--imagery render, "
+                "or --collections with your own imagery)") from e
 
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched:
         """The request's pixels from this source's collection, or from its fallbacks in order

@@ -9,6 +9,7 @@ from typing import Any
 import rasterio
 from rasterio.enums import Resampling
 
+from skyscript_db.errors import SourceUnavailable
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest, to_uint8
 from skyscript_db.etl.imagery.raster import read_request
 
@@ -19,6 +20,17 @@ class LocalSource:
     rgb_bands: Sequence[int]
     resampling: Resampling = Resampling.bilinear
     name: str = "local"
+
+    def check(self) -> None:
+        try:
+            with rasterio.open(self.path) as src:
+                missing = [b for b in self.rgb_bands if not 1 <= b <= src.count]
+        except rasterio.errors.RasterioError as e:
+            raise SourceUnavailable(f"{self.path} cannot be read ({e}): register it again with "
+                                    "`add-imagery`") from e
+        if missing:
+            raise SourceUnavailable(f"{self.path} has no band {missing}: register it again with "
+                                    "`add-imagery --bands`")
 
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched:
         with rasterio.open(self.path) as src:

@@ -32,6 +32,9 @@ class Feature:
 class RenderSource:
     name: str = "render"
 
+    def check(self) -> None:
+        """Nothing to check: it draws from the database."""
+
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched:
         image = Image.new("RGB", (request.width_px, request.height_px), BACKGROUND)
         draw = ImageDraw.Draw(image)

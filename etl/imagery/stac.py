@@ -20,11 +20,12 @@ import pystac
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from skyscript_db.errors import ConfigError, NoCoverage, TransientError
+from skyscript_db.errors import ConfigError, NoCoverage, SourceUnavailable, TransientError
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest, to_uint8
 from skyscript_db.etl.imagery.raster import read_request
-from skyscript_db.etl.imagery.stac_items import (DEFAULT_SORTBY, cloud_within, in_window, overlaps,
-                                                 search_items, sort_fields, sort_items, window)
+from skyscript_db.etl.imagery.stac_items import (DEFAULT_SORTBY, cloud_within, in_window,
+                                                 open_catalogue, overlaps, search_items,
+                                                 sort_fields, sort_items, window)
 
 # GDAL over HTTP: no retries of its own (our RetryPolicy decides); never list directories.
 GDAL_HTTP = {
@@ -65,6 +66,15 @@ class StacSource:
     options: Sequence[str] = ()
     stretch: tuple[float, float] | None = None
     name: str = "stac"
+
+    def check(self) -> None:
+        try:
+            open_catalogue(self.url, self.modifier, self.timeout_s)
+        except ConfigError:
+            raise
+        except Exception as e:  # whatever reading JSON over HTTP raised
+            raise SourceUnavailable(f"STAC catalogue {self.url} cannot be read "
+                                    f"({str(e).strip()[:200] or type(e).__name__})") from e
 
     def fetch(self, request: ImageRequest, payload: Any = None) -> Fetched:
         best: Fetched | None = None

@@ -126,6 +126,14 @@ def search_items(url: str, collection: str | None, bbox: tuple, datetime: str | 
     return items
 
 
+def open_catalogue(url: str, modifier: str | None, timeout_s: float) -> None:
+    """Read the catalogue's root once (the API's landing page, or the static catalog)."""
+    if url.endswith(".json"):
+        _static_items(url)
+    else:
+        _client(url, modifier, timeout_s, threading.get_ident())
+
+
 @cache
 def _client(url: str, modifier: str | None, timeout_s: float, thread: int) -> Any:
     """One client per catalogue and thread (a requests session is not shared across threads)."""

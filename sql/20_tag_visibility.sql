@@ -1,7 +1,9 @@
 -- Stage tag_visibility: is each tag of tag_stats visible from above, and up to which GSD (metres)?
 -- Three sources, in order of precedence: a human label (seed tag_labels.csv) always wins; then a
 -- rule (seed tag_visibility_rules.csv: free text and identifiers, key and value as GLOB patterns)
--- says "not visible" without asking the model; every other tag gets the tag classifier's
+-- says "not visible" without asking the model, unless an `exception` row of the same seed takes
+-- the tag back (`generator:source` is a power plant's kind, not provenance; `crossing_ref` a
+-- crossing's markings, not an identifier); every other tag gets the tag classifier's
 -- prediction. Text embeddings are cached in tag_text_embeddings by (encoder, text); the python
 -- side (skyscript_db/tag_visibility.py) embeds what is missing and runs the model.
 
@@ -32,11 +34,16 @@ where visible is null
 limit 5;
 
 -- name: rule_hits
--- The first matching rule (by key pattern, then value pattern) names the reason.
+-- The first matching rule (by key pattern, then value pattern) names the reason; a tag an
+-- exception matches is no rule's.
 create or replace temp table rule_hits as
 select t.key, t.value, r.key || '=' || r.value as rule, r.reason
 from tag_stats as t
-join rules_seed as r on t.key glob r.key and t.value glob r.value
+join rules_seed as r on t.key glob r.key and t.value glob r.value and r.reason <> 'exception'
+where not exists (
+    select 1 from rules_seed as x
+    where x.reason = 'exception' and t.key glob x.key and t.value glob x.value
+)
 qualify row_number() over (partition by t.key, t.value order by r.key, r.value) = 1;
 
 -- name: tag_texts

@@ -243,3 +243,20 @@ def test_a_new_database_takes_the_classifier_from_the_user_cache(town_pbf, town_
         holder.kill()
         holder.wait()
     assert held == cached and "tag classifier cache" in caplog.text and "not used" in caplog.text
+
+
+def test_rules_hide_provenance_and_identifiers_but_not_what_their_exceptions_name():
+    """`*:source` and `*_ref` are provenance and identifiers, except `generator:source`,
+    `plant:source` (a plant's kind) and `crossing_ref` (a crossing's markings)."""
+    tags = {("name:source", "survey"): True, ("source", "bing"): True, ("route_ref", "5"): True,
+            ("building:source", "survey"): True, ("generator:source", "solar"): False,
+            ("plant:source", "geothermal"): False, ("crossing_ref", "zebra"): False,
+            ("building", "yes"): False}
+    q = queries.load("20_tag_visibility.sql")
+    with skyscript_db.connect() as con:
+        con.execute("create table tag_stats (key varchar, value varchar)")
+        con.executemany("insert into tag_stats values (?, ?)", list(tags))
+        q["load_rules"].run(con, rules_csv=queries.seed_path("tag_visibility_rules.csv"))
+        q["rule_hits"].run(con)
+        hits = {(k, v) for k, v in con.execute("select key, value from rule_hits").fetchall()}
+    assert hits == {tag for tag, hidden in tags.items() if hidden}

@@ -48,10 +48,34 @@ def class_name(folder: str) -> str:
     return " ".join(spaced.lower().split())
 
 
+def class_names(classes: list[Path], file: Path | None = None) -> list[str]:
+    """The names the prompts use, one per class folder (in sorted order): from the folder names,
+    or from `file` (clip_benchmark's convention): a text file with one name per line in folder
+    order, or JSON, a list in folder order or {folder: name}."""
+    if file is None:
+        return [class_name(c.name) for c in classes]
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+        given = json.loads(text) if Path(file).suffix == ".json" else \
+            [line.strip() for line in text.splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        raise EvalError(f"{file}: cannot read class names ({e})") from e
+    if isinstance(given, dict):
+        missing = [c.name for c in classes if c.name not in given]
+        if missing:
+            raise EvalError(f"{file}: no name for class folder(s) {', '.join(missing)}")
+        return [str(given[c.name]) for c in classes]
+    if not isinstance(given, list) or len(given) != len(classes):
+        raise EvalError(f"{file}: {len(given)} class names for {len(classes)} class folders "
+                        "(one per folder, in sorted folder order)")
+    return [str(name) for name in given]
+
+
 def zero_shot(folder: Path, spec: ModelSpec, templates: tuple[str, ...] = TEMPLATES,
               batch: int = 64, on_progress: ProgressCallback | None = None,
-              device: str = "auto") -> dict[str, Any]:
-    """Top-1, top-5, per-class accuracy and the confusion matrix on a folder of class folders."""
+              device: str = "auto", classnames: Path | None = None) -> dict[str, Any]:
+    """Top-1, top-5, per-class accuracy and the confusion matrix on a folder of class folders;
+    the prompts name each class as `class_names` says."""
     classes = sorted(p for p in Path(folder).iterdir() if p.is_dir()) if folder.is_dir() else []
     if len(classes) < 2:
         raise EvalError(f"{folder}: need a folder with at least two class folders")
@@ -62,8 +86,8 @@ def zero_shot(folder: Path, spec: ModelSpec, templates: tuple[str, ...] = TEMPLA
             raise EvalError(f"{directory}: class folder has no images")
         paths += images
         labels += [label] * len(images)
+    names = class_names(classes, classnames)
     encoder = load_encoder(spec, device)
-    names = [class_name(c.name) for c in classes]
     weights = class_vectors(encoder, names, templates)
     images = _encode_images(encoder, paths, batch, on_progress)
     truth = np.asarray(labels)[images.kept]

@@ -201,3 +201,28 @@ def test_benchmark_is_held_out_fetched_and_written(helsinki_db, helsinki_built, 
         n_benchmark = con.execute("select count(*) from selected_objects "
                                   "where reason = 'benchmark'").fetchone()[0]
     assert overlap == 0 and 0 < len(listed) <= n_benchmark <= 15
+
+
+def test_eval_takes_class_names_from_a_file_for_folders_named_otherwise(tmp_path):
+    """clip_benchmark's convention: folders 0, 1, 2 and a classnames file, as text (one per
+    line, sorted folder order) or JSON ({folder: name}); the prompts use those names."""
+    _, folder = small_aid(tmp_path)
+    real = sorted(p.name for p in folder.iterdir())
+    for number, name in enumerate(real):
+        (folder / name).rename(folder / str(number))
+    named = evaluate.zero_shot(folder, ModelSpec(TINY))
+    assert named["classes"] == ["0", "1", "2"]
+    lines = tmp_path / "classnames.txt"
+    lines.write_text("".join(f"{evaluate.class_name(n)}\n" for n in real))
+    by_lines = evaluate.zero_shot(folder, ModelSpec(TINY), classnames=lines)
+    mapping = tmp_path / "classnames.json"
+    mapping.write_text(json.dumps({str(i): evaluate.class_name(n) for i, n in enumerate(real)}))
+    result = runner.invoke(app, ["eval", "zero-shot", str(folder), "--classnames", str(mapping),
+                                 "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    by_json = json.loads((tmp_path / "report.json").read_text())
+    assert by_lines["classes"] == by_json["classes"] == [evaluate.class_name(n) for n in real]
+    assert by_lines["confusion"] == by_json["confusion"]
+    lines.write_text("airport\n")
+    with pytest.raises(evaluate.EvalError, match="1 class names for 3 class folders"):
+        evaluate.zero_shot(folder, ModelSpec(TINY), classnames=lines)

@@ -113,13 +113,17 @@ def eval_zero_shot(
     = None,
     report: ReportOption = None,
     device: DeviceOption = "auto",
+    classnames: Annotated[Optional[Path], typer.Option(
+        help="Class names for the prompts when the folder names are not (clip_benchmark's "
+             "convention): one per line in sorted folder order, or JSON, a list or "
+             "{folder: name}.")] = None,
 ) -> None:
     """Top-1, top-5, per-class accuracy and confusion matrix, with the SkyScript prompts."""
     with progress_bars() as progress:
         result = evaluate.zero_shot(folder, ModelSpec(model, pretrained),
                                     tuple(template or evaluate.TEMPLATES),
                                     on_progress=lambda d, t: progress("zero-shot", d, t),
-                                    device=device)
+                                    device=device, classnames=classnames)
     _show_report(result, report)
 
 

@@ -3,18 +3,13 @@ build_info, clipped and tag-filtered as asked."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
-from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +18,14 @@ import pyarrow as pa
 
 from skyscript_db import queries
 from skyscript_db.config import IngestConfig, Options
-from skyscript_db.db import has_table
 from skyscript_db.errors import InputError
-from skyscript_db.etl import download, osm
+from skyscript_db.etl import build_info, download, osm
 from skyscript_db.etl.selection import clip_area, tag_rules
 from skyscript_db.etl.stage import Context, ProgressCallback, StageResult, fingerprint
 
 log = logging.getLogger(__name__)
 
 STAGE = "ingest"
-ATTRIBUTION = "© OpenStreetMap contributors, data under the Open Database License (ODbL) 1.0"
 AREA_RULES = "area_rules.csv"
 SQL = "00_ingest.sql"
 _PBF_MAGIC = b"OSMHeader"
@@ -57,21 +50,6 @@ def check_pbf(path: Path) -> None:
         raise InputError(f"{path}: not an OSM PBF file (no OSMHeader block at the start)")
 
 
-def sha256_of(path: Path) -> str:
-    """The file's sha256; computed once per file version (path, size, mtime) in a process."""
-    stat = path.stat()
-    return _sha256(path.resolve(), stat.st_size, stat.st_mtime_ns)
-
-
-@cache
-def _sha256(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class Source:
     """An extract as given (a path or a URL) and the local file it is read from."""
@@ -94,17 +72,17 @@ class IngestStage:
         """Changes when a file, the clip, the tag filter, the area rules, the SQL or this
         package's version change. A file the database was built from may have moved away
         since: its recorded checksum stands in."""
-        recorded = {s["file"]: s["sha256"] for s in recorded_sources(ctx.con)}
+        recorded = {s["file"]: s["sha256"] for s in build_info.recorded_sources(ctx.con)}
         checksums = []
         for source in sources(options, ctx.progress("download")):
             file = str(source.path.resolve())
             if file not in recorded or source.path.exists():
                 check_pbf(source.path)
-                recorded[file] = sha256_of(source.path)
+                recorded[file] = build_info.sha256_of(source.path)
             checksums.append(recorded[file])
         rules = queries.sql_text(f"seeds/{AREA_RULES}")
         return fingerprint(checksums, selection(options.ingest), rules, queries.sql_text(SQL),
-                           _version("skyscript-db"))
+                           build_info.version("skyscript-db"))
 
     def run(self, ctx: Context, options: Options) -> StageResult:
         found = sources(options, ctx.progress("download"))
@@ -170,7 +148,7 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
             q[name].run(con)
     counts = q["counts"].row(con)
     q["drop_staging"].run(con)
-    _write_build_info(con, _build_info(files, config, location_index,
+    build_info.write(con, build_info.describe(files, config, location_index,
                                        {**read_counts, **counts}, timings))
     objects = counts["points"] + counts["lines"] + counts["polygons"]
     log.info("ingest %s: %d tagged elements read, %d dropped by the tag filter -> %d objects, "
@@ -251,55 +229,6 @@ def _keep_newest(con: duckdb.DuckDBPyConnection, files: list[Source]) -> int:
     q["drop_older"].run(con)
     q["delete_older_geometries"].run(con)
     return q["delete_older_elements"].run(con).fetchone()[0]
-
-
-def recorded_sources(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """The extracts the database was last ingested from: given, file, sha256, ...; empty if
-    none."""
-    if not has_table(con, "build_info"):
-        return []
-    row = queries.load("build_info.sql")["sources"].row(con)
-    return json.loads(row["value"]) if row.get("value") else []
-
-
-def _build_info(files: list[Source], config: IngestConfig, location_index: str,
-                counts: dict[str, int], timings: dict[str, float]) -> dict[str, Any]:
-    described = [{"given": f.given, "file": str(f.path.resolve()), "name": f.path.name,
-                  "sha256": sha256_of(f.path), "bytes": f.path.stat().st_size,
-                  **osm.read_header(f.path)} for f in files]
-    return {
-        "sources": json.dumps(described),
-        # One extract, as databases built before several were possible record it.
-        **({f"source_{k}": described[0][k] for k in ("file", "name", "sha256", "bytes")}
-           if len(files) == 1 else {}),
-        **({"clip": clip_area(config.clip).wkt} if config.clip else {}),
-        **({"tags_filter": config.tags_filter} if config.tags_filter else {}),
-        **counts,
-        **timings,
-        "location_index": location_index,
-        "attribution": ATTRIBUTION,
-        "license": "ODbL-1.0",
-        "skyscript_db_version": _version("skyscript-db"),
-        "duckdb_version": duckdb.__version__,
-        "duckdb_spatial_version": _version("duckdb-extension-spatial"),
-        "pyosmium_version": _version("osmium"),
-        "pyarrow_version": _version("pyarrow"),
-        "python_version": platform.python_version(),
-    }
-
-
-def _write_build_info(con: duckdb.DuckDBPyConnection, info: dict[str, Any]) -> None:
-    q = queries.load("build_info.sql")
-    q["create"].run(con)
-    q["clear"].run(con)
-    con.executemany(q["insert"].text, [{"key": k, "value": str(v)} for k, v in info.items()])
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @contextmanager

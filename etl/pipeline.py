@@ -30,7 +30,8 @@ from skyscript_db.etl.embeddings import EmbedStage
 from skyscript_db.etl.export import ExportStage
 from skyscript_db.etl.fetch import FetchStage
 from skyscript_db.etl.index import IndexStage
-from skyscript_db.etl.ingest import IngestStage, check_pbf, recorded_sources, selection
+from skyscript_db.etl.build_info import recorded_sources
+from skyscript_db.etl.ingest import IngestStage, check_pbf, selection
 from skyscript_db.etl.register import registered_state
 from skyscript_db.etl.rewrite import RewriteStage
 from skyscript_db.etl.sql_stage import SqlStage

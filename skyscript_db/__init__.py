@@ -1,6 +1,7 @@
 """skyscript-db: SkyScript-style image-text datasets from OpenStreetMap, in one DuckDB database.
 
-The library a user imports: `connect`, read-only `sql`, `build`, `retrieve`, `caption`, the model
+The library a user imports: `connect`, read-only `sql`, `build`, `retrieve`, `caption`,
+`export_objects` (GeoParquet), the model
 factory (`skyscript_db.models`), options (`skyscript_db.config`) and errors; the CLI sits on top.
 `build` runs the stages of `skyscript_db.etl` (the top-level `etl/` folder of the source tree).
 
@@ -14,6 +15,7 @@ from skyscript_db.captions import caption
 from skyscript_db.config import (BuildConfig, ClusterConfig, EmbedConfig, ExportConfig,
                                  FetchConfig, IndexConfig, IngestConfig)
 from skyscript_db.db import connect
+from skyscript_db.objects import export_objects
 from skyscript_db.readonly import sql
 
 # Loaded on first use: retrieve needs torch and faiss, build every stage of the pipeline.
@@ -30,6 +32,6 @@ def __getattr__(name: str):
 
 
 __all__ = ["BuildConfig", "ClusterConfig", "EmbedConfig", "ExportConfig", "FetchConfig",
-           "IndexConfig", "IngestConfig", "build",
-           "caption", "connect", "retrieve", "retrieve_by_image", "sql", "__version__"]
+           "IndexConfig", "IngestConfig", "build", "caption", "connect", "export_objects",
+           "retrieve", "retrieve_by_image", "sql", "__version__"]
 __version__ = "0.1.0"

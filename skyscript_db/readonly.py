@@ -63,19 +63,24 @@ def pairs_query(where: str | None, columns: tuple[str, ...] = ("pair_id",)) -> s
     >>> pairs_query("collection_code = 'FI' and similarity_rank_pct < 20")
     "SELECT pair_id FROM pairs WHERE collection_code = 'FI' AND similarity_rank_pct < 20"
     """
-    query = exp.select(*columns).from_("pairs")
+    return select_where("pairs", where, columns)
+
+
+def select_where(source: str, where: str | None, columns: tuple[str, ...]) -> str:
+    """`SELECT <columns> FROM <source> [WHERE <where>]`, with `where` a read-only predicate."""
+    query = exp.select(*columns).from_(source)
     if where is not None:
-        query = query.where(_predicate(where))
+        query = query.where(_predicate(where, source))
     text = query.sql(dialect="duckdb")
     check_read_only(text)  # subqueries inside the predicate are checked like any query
     return text
 
 
-def _predicate(where: str) -> exp.Expression:
+def _predicate(where: str, source: str) -> exp.Expression:
     try:
         return sqlglot.parse_one(where, read="duckdb", into=exp.Condition)
     except sqlglot.errors.ParseError as e:
-        raise ReadOnlyViolation(f"--where {where!r}: not one SQL predicate over the pairs view "
+        raise ReadOnlyViolation(f"--where {where!r}: not one SQL predicate over {source} "
                                 f"({str(e).splitlines()[0]})") from e
 
 

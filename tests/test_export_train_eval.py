@@ -226,3 +226,32 @@ def test_eval_takes_class_names_from_a_file_for_folders_named_otherwise(tmp_path
     lines.write_text("airport\n")
     with pytest.raises(evaluate.EvalError, match="1 class names for 3 class folders"):
         evaluate.zero_shot(folder, ModelSpec(TINY), classnames=lines)
+
+
+def test_export_objects_writes_geoparquet_of_any_selection(helsinki_db, tmp_path):
+    import pyarrow.parquet as pq
+
+    from skyscript_db.errors import ReadOnlyViolation
+
+    where = "kind = 'polygon' and tags['building'] is not null"
+    out = tmp_path / "buildings.parquet"
+    result = runner.invoke(app, ["export-objects", str(out), "--db", str(helsinki_db),
+                                 "--where", where])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    geo = json.loads(table.schema.metadata[b"geo"])
+    assert geo["primary_column"] == "geometry"
+    assert geo["columns"]["geometry"]["encoding"] == "WKB"
+    assert set(geo["columns"]["geometry"]["geometry_types"]) <= {"Polygon", "MultiPolygon"}
+    with skyscript_db.connect(helsinki_db, read_only=True) as con:
+        expected = con.execute(f"select osm_type || '/' || osm_id, st_astext(geom), tags "
+                               f"from osm_objects where {where} order by all").fetchall()
+        written = con.execute("select feature_id, st_astext(geometry), tags "
+                              "from read_parquet($p) order by all", {"p": str(out)}).fetchall()
+    assert written == expected
+    assert len(expected) > 300
+    assert f"{len(expected):,} objects" in result.output
+    with pytest.raises(ReadOnlyViolation):
+        skyscript_db.export_objects(helsinki_db, tmp_path / "x.parquet",
+                                    "true; drop table osm_objects")
+    assert not (tmp_path / "x.parquet").exists()

@@ -1,4 +1,5 @@
-"""Commands that take the dataset out and use it: export, make-benchmark, train, eval."""
+"""Commands that take the dataset out and use it: export, export-objects, make-benchmark, train,
+eval."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 from rich.console import Console
 
 from skyscript_db import evaluate, training
+from skyscript_db.objects import export_objects
 from skyscript_db.cli.common import DbOption, DeviceOption, progress_bars, say
 from skyscript_db.config import ExportConfig, Options
 from skyscript_db.db import DEFAULT_DB
@@ -156,8 +158,21 @@ def _show_report(result: dict, report: Path | None) -> None:
         say(f"wrote {written[0]} and {written[1]}")
 
 
+def objects(
+    out: Annotated[Path, typer.Argument(help="GeoParquet file to write (replaced when done).")],
+    db: DbOption = DEFAULT_DB,
+    where: Annotated[Optional[str], typer.Option(help="SQL predicate over osm_objects, e.g. "
+                                                      "\"kind = 'polygon' and tags['building'] "
+                                                      "is not null\".")] = None,
+) -> None:
+    """Write OSM objects (tags, geometry) as GeoParquet, QuackOSM's layout."""
+    rows = export_objects(db, out, where)
+    say(f"{out}: {rows:,} objects")
+
+
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
+    app.command("export-objects")(objects)
     app.command("make-benchmark")(make_benchmark)
     app.command("train")(train)
     app.add_typer(eval_app, name="eval")

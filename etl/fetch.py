@@ -53,7 +53,7 @@ _REQUEST_FIELDS = [f.name for f in fields(ImageRequest)]
 OUTCOME = pa.schema([("pair_id", pa.int64()), ("path", pa.string()), ("status", pa.string()),
                      ("error", pa.string()), ("source", pa.string()), ("acquired", pa.string()),
                      ("width_px", pa.int32()), ("height_px", pa.int32()), ("bytes", pa.int64()),
-                     ("collection", pa.string())])
+                     ("collection", pa.string()), ("coverage", pa.float64())])
 
 
 def file_name(request: ImageRequest, acquired: str | None, collection: str) -> str:
@@ -79,7 +79,8 @@ class FetchStage:
         if has_table(ctx.con, "images"):
             _register_listing(ctx, options.fetch)
             state = queries.load(SQL)["state"].row(ctx.con)
-        return fingerprint(options.fetch.jpeg_quality, state)
+        config = options.fetch
+        return fingerprint(config.jpeg_quality, config.max_nodata, config.keep_partial, state)
 
     def run(self, ctx: Context, options: Options) -> StageResult:
         con, config, on_progress = ctx.con, options.fetch, ctx.progress(STAGE)
@@ -87,7 +88,7 @@ class FetchStage:
         q["create_images"].run(con)
         q["images_collection"].run(con)
         _register_listing(ctx, config)
-        q["pending"].run(con)
+        q["pending"].run(con, max_nodata=config.max_nodata)
         sources = _sources(con, config)
         codes = [code for (code,) in q["pending_codes"].run(con).fetchall()]
         unavailable = _unavailable({code: sources[code] for code in codes})
@@ -108,7 +109,8 @@ class FetchStage:
             for batch, payloads in _batches(con, config.batch):
                 jobs = [pool.submit(fetch_many, [(sources[r["collection_code"]], _request(r),
                                                   payloads.get(r["pair_id"])) for r in chunk],
-                                    out, retry, config.jpeg_quality)
+                                    out, retry, config.jpeg_quality, config.max_nodata,
+                                    config.keep_partial)
                         for chunk in _chunks(batch, parallel)]
                 _record(con, in_flight, counts, on_progress, total)
                 in_flight = jobs
@@ -138,21 +140,32 @@ def _record(con: duckdb.DuckDBPyConnection, jobs: list[Future], counts: dict[str
 
 
 def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: str | Path, retry: RetryPolicy,
-               quality: int) -> list[dict[str, Any]]:
+               quality: int, max_nodata: float = 0.05, keep_partial: bool = False
+               ) -> list[dict[str, Any]]:
     """One worker's share of a batch: a task per chunk, not per image, keeps the cost of
     sending work (to a process or a Ray node) small beside the fetching."""
-    return [fetch_one(source, request, payload, out, retry, quality)
+    return [fetch_one(source, request, payload, out, retry, quality, max_nodata, keep_partial)
             for source, request, payload in jobs]
 
 
 def fetch_one(source: Source, request: ImageRequest, payload: Any, out: str | Path,
-              retry: RetryPolicy, quality: int) -> dict[str, Any]:
-    """Fetch and write one image; the outcome as an `images` row (`OUTCOME`)."""
+              retry: RetryPolicy, quality: int, max_nodata: float = 0.05,
+              keep_partial: bool = False) -> dict[str, Any]:
+    """Fetch and write one image; the outcome as an `images` row (`OUTCOME`). A crop with more
+    than `max_nodata` of it without imagery is `partial_coverage`, written only if
+    `keep_partial`."""
     row: dict[str, Any] = {"pair_id": request.pair_id, "path": None, "error": None,
                            "source": source.name, "acquired": None, "width_px": None,
-                           "height_px": None, "bytes": None, "collection": None}
+                           "height_px": None, "bytes": None, "collection": None,
+                           "coverage": None}
     try:
         fetched: Fetched = retry.call(lambda: source.fetch(request, payload), seed=request.pair_id)
+        coverage = fetched.meta.get("coverage")
+        status = "partial_coverage" if coverage is not None and coverage < 1 - max_nodata \
+            else "ok"
+        row |= {"status": status, "acquired": fetched.acquired, "coverage": coverage}
+        if status != "ok" and not keep_partial:
+            return row | {"error": f"{1 - coverage:.1%} of the crop has no imagery"}
         collection = fetched.collection or request.collection_code
         where = storage.join(str(out), collection, file_name(request, fetched.acquired,
                                                              collection))
@@ -160,9 +173,8 @@ def fetch_one(source: Source, request: ImageRequest, payload: Any, out: str | Pa
         height, width = fetched.pixels.shape[:2]
         # beside the database: relative to its folder (they move together); else the URL
         path = where if storage.is_url(out) else str(Path(where).relative_to(Path(out).parent))
-        return row | {"status": "ok", "path": path,
-                      "acquired": fetched.acquired, "width_px": width, "height_px": height,
-                      "bytes": size, "collection": collection}
+        return row | {"path": path, "width_px": width, "height_px": height, "bytes": size,
+                      "collection": collection}
     except NoCoverage as e:
         return row | {"status": "no_coverage", "error": str(e)}
     except Exception as e:  # one request's failure is recorded as data; the run goes on

@@ -1,4 +1,5 @@
-"""Local rasters: read a GeoTIFF's real footprint, CRS and ground sample distance."""
+"""Local rasters: read a GeoTIFF's real footprint (where it has data), CRS and ground sample
+distance."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rasterio
+from affine import Affine
+from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioIOError
-from rasterio.warp import transform
+from rasterio.features import shapes
+from rasterio.warp import transform, transform_geom
 
 from skyscript_db.errors import InputError
 from skyscript_db.etl.imagery.raster import default_rgb_bands
@@ -18,6 +22,7 @@ from skyscript_db.etl.imagery.raster import default_rgb_bands
 # coordinates to a GSD. Good to a fraction of a percent, which is all a GSD class needs.
 METRES_PER_DEGREE = 111_195.0
 EDGE_POINTS = 16  # points per footprint edge, so reprojected edges follow the raster's outline
+MASK_SIDE = 256  # a raster with nodata is outlined on its mask read at most this many px a side
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ def read_raster_info(path: str | Path, code: str | None = None,
             else:
                 gsd = max(res_x, res_y) * src.crs.linear_units_factor[1]
             ring = ", ".join(f"{x} {y}" for x, y in zip(lons, lats))
+            footprint = _valid_outline(path, src) or f"POLYGON (({ring}))"
             return RasterInfo(
                 code=code or default_code(path),
                 path=str(path.resolve()),
@@ -65,11 +71,32 @@ def read_raster_info(path: str | Path, code: str | None = None,
                 gsd_m=round(gsd, 4),
                 bands=src.count,
                 dtype=src.dtypes[0],
-                footprint_wkt=f"POLYGON (({ring}))",
+                footprint_wkt=footprint,
                 rgb_bands=_check_bands(path, rgb_bands or default_rgb_bands(src), src.count),
             )
     except RasterioIOError as e:
         raise InputError(f"{path}: not a raster GDAL can read ({e})") from e
+
+
+def _valid_outline(path: Path, src: rasterio.DatasetReader) -> str | None:
+    """Where a raster with nodata or a mask has pixels, as a lon/lat MULTIPOLYGON (WKT) traced on
+    its mask read at MASK_SIDE pixels a side at most; None when every pixel is valid (its edge
+    outline is then exact)."""
+    if all(MaskFlags.all_valid in flags for flags in src.mask_flag_enums):
+        return None
+    scale = max(1.0, max(src.width, src.height) / MASK_SIDE)
+    height, width = math.ceil(src.height / scale), math.ceil(src.width / scale)
+    mask = src.dataset_mask(out_shape=(height, width))
+    if mask.all():
+        return None
+    if not mask.any():
+        raise InputError(f"{path}: every pixel is nodata or masked")
+    grid = src.transform * Affine.scale(src.width / width, src.height / height)
+    polygons = [transform_geom(src.crs, "EPSG:4326", geometry)["coordinates"]
+                for geometry, _ in shapes(mask, mask=mask > 0, transform=grid)]
+    return "MULTIPOLYGON (" + ", ".join(
+        "(" + ", ".join("(" + ", ".join(f"{x} {y}" for x, y in ring) + ")" for ring in rings)
+        + ")" for rings in polygons) + ")"
 
 
 def _check_bands(path: Path, bands: list[int], count: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""Captions from tags in Python, by the very SQL the captions stage runs (sql/70_captions.sql)."""
+"""Captions from tags in Python, by the very SQL the captions stage runs (sql/70_captions.sql),
+and the names of the caption columns that embed and export take."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from typing import NamedTuple
 import duckdb
 
 from skyscript_db import queries
-from skyscript_db.errors import InputError
+from skyscript_db.errors import ConfigError, InputError
+
+# The caption columns of table captions; 'rewrite:<model>' names a model's rewrites.
+CAPTIONS = ("title", "title_multi_objects", "title_natural", "title_multi_objects_natural")
+
+
+def check_caption(name: str, option: str) -> None:
+    """A caption name embed and export accept, or a ConfigError naming the option."""
+    if name not in CAPTIONS and not (name.startswith("rewrite:") and len(name) > 8):
+        raise ConfigError(f"{option} must be one of {', '.join(CAPTIONS)} or rewrite:MODEL, "
+                          f"got {name!r}")
+
 
 # The captions stage's SQL file and the seed files it reads (parameter -> file); the stage in
 # etl/pipeline.py runs the same file with the same seeds.

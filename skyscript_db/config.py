@@ -9,19 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from skyscript_db import storage
+from skyscript_db.captions import check_caption
 from skyscript_db.errors import ConfigError, ExportError
 from skyscript_db.models import ModelSpec
-
-# The caption columns of table captions; 'rewrite:<model>' names a model's rewrites.
-CAPTIONS = ("title", "title_multi_objects", "title_natural", "title_multi_objects_natural")
-
-
-def check_caption(name: str, option: str) -> None:
-    """A caption name embed and export accept, or a ConfigError naming the option."""
-    if name not in CAPTIONS and not (name.startswith("rewrite:") and len(name) > 8):
-        raise ConfigError(f"{option} must be one of {', '.join(CAPTIONS)} or rewrite:MODEL, "
-                          f"got {name!r}")
-
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -106,7 +96,9 @@ class FetchConfig:
     """workers: parallel fetches. batch: requests per committed batch. attempts: tries per image
     for network errors. processes: None picks processes when a CPU-bound source has work.
     images_url: where image files go, an fsspec URL (s3://bucket/images, gs://…, file://…) or a
-    folder (taken as its file:// URL); None: the folder beside the database."""
+    folder (taken as its file:// URL); None: the folder beside the database.
+    max_nodata: the largest share of a crop without imagery that is still `ok`; a crop with more
+    is `partial_coverage` (never a pair), its file kept only with keep_partial."""
 
     workers: int = os.cpu_count() or 2
     batch: int = 256
@@ -115,8 +107,12 @@ class FetchConfig:
     processes: bool | None = None
     gee_project: str | None = None
     images_url: str | None = None
+    max_nodata: float = 0.05
+    keep_partial: bool = False
 
     def __post_init__(self) -> None:
+        if not 0 <= self.max_nodata <= 1:
+            raise ConfigError(f"max_nodata is a share in 0..1, got {self.max_nodata}")
         if self.workers < 1 or self.batch < 1 or self.attempts < 1:
             raise ConfigError("fetch workers, batch and attempts must be at least 1")
         if self.images_url is not None and not storage.is_url(self.images_url):

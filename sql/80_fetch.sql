@@ -7,7 +7,7 @@
 create table if not exists images (
     pair_id bigint primary key,
     path varchar,  -- relative to the database's folder
-    status varchar not null,  -- 'ok' | 'failed' | 'no_coverage'
+    status varchar not null,  -- 'ok' | 'failed' | 'no_coverage' | 'partial_coverage'
     error varchar,
     source varchar,  -- 'gee' | 'stac' | 'local' | 'render' (synthetic)
     acquired varchar,  -- ISO date of the imagery, when known
@@ -16,12 +16,14 @@ create table if not exists images (
     bytes bigint,
     fetched_at timestamp,
     request_key varchar not null,
-    collection varchar  -- where the pixels came from: the request's collection or a fallback
+    collection varchar,  -- where the pixels came from: the request's collection or a fallback
+    coverage double  -- share of the crop with imagery, when the source knows it
 );
 
 -- name: images_collection
 -- (added to databases fetched by older versions)
 alter table images add column if not exists collection varchar;
+alter table images add column if not exists coverage double;
 
 -- name: listing
 -- The image files on disk (path relative to the database's folder, size), listed by the stage.
@@ -52,6 +54,9 @@ left join images as i using (pair_id)
 left join image_files as f on f.path = i.path
 where i.pair_id is null or i.status = 'failed' or i.request_key <> r.request_key
     or (i.status = 'ok' and f.path is null)
+    -- a changed --max-nodata: the crops it now judges otherwise
+    or (i.status in ('ok', 'partial_coverage')
+        and (i.status = 'partial_coverage') <> (i.coverage < 1 - $max_nodata))
 order by r.pair_id;
 
 -- name: pending_codes
@@ -159,10 +164,10 @@ order by pair_id, layer, osm_type, osm_id;
 -- name: record
 -- One batch's outcomes (the Arrow table fetch_outcomes, registered by the stage), in one statement.
 insert or replace into images (pair_id, path, status, error, source, acquired, width_px,
-    height_px, bytes, fetched_at, request_key, collection)
+    height_px, bytes, fetched_at, request_key, collection, coverage)
 select
     o.pair_id, o.path, o.status, o.error, o.source, o.acquired, o.width_px, o.height_px, o.bytes,
-    timezone('UTC', current_timestamp), p.request_key, o.collection
+    timezone('UTC', current_timestamp), p.request_key, o.collection, o.coverage
 from fetch_outcomes as o
 join fetch_pending as p using (pair_id);
 
@@ -171,4 +176,5 @@ select
     (select count(*) from fetch_pending) as rows_in,
     (select count(*) from images where status = 'ok') as rows_out,
     (select count(*) from images where status = 'failed') as failed,
-    (select count(*) from images where status = 'no_coverage') as no_coverage;
+    (select count(*) from images where status = 'no_coverage') as no_coverage,
+    (select count(*) from images where status = 'partial_coverage') as partial_coverage;

@@ -153,7 +153,8 @@ def test_a_source_that_cannot_work_leaves_its_requests_for_later_and_the_others_
         assert {code for code, status, _ in outcomes if status} == {"MINE"}
         assert {code for code, status, _ in outcomes if not status} - {"MINE"}
     assert ("MINE", None) not in {(code, status) for code, status, _ in outcomes}  # all done
-    assert sum(n for code, status, n in outcomes if status == "ok") >= 3
+    # (the town's requests reach past the small raster: judged partial, not failed)
+    assert sum(n for code, status, n in outcomes if status in ("ok", "partial_coverage")) >= 3
     message = str(failure.value)
     assert re.match(r"\d+ requests left for a later run\. [A-Z0-9, ]+: Earth "
                     r"Engine: Please authorize access", message)

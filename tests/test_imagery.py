@@ -110,6 +110,61 @@ def test_local_source_scales_to_8_bit_and_pads_partial_cover(name):
         LocalSource(str(path), RASTERS[name]).fetch(request_around(path, lon + 1, lat, 64, 10.0))
 
 
+def with_collar(tmp_path):
+    """The Seurasaari raster with nodata declared (0) and its eastern 40 % set to it, like the
+    collar of a reprojected orthophoto."""
+    with rasterio.open(raster("sentinel2-helsinki-seurasaari-2021.tif")) as src:
+        data, profile = src.read(), src.profile | {"nodata": 0}
+    data[:, :, int(data.shape[2] * 0.6):] = 0
+    with rasterio.open(tmp_path / "collar.tif", "w", **profile) as out:
+        out.write(data)
+    return tmp_path / "collar.tif"
+
+
+def test_a_raster_footprint_is_where_it_has_pixels(tmp_path):
+    import skyscript_db
+    from skyscript_db.etl.rasters import read_raster_info
+
+    path = with_collar(tmp_path)
+    info = read_raster_info(path)
+    whole = read_raster_info(raster("sentinel2-helsinki-seurasaari-2021.tif"))
+    with rasterio.open(path) as src, skyscript_db.connect() as con:
+        mask_share = float((src.dataset_mask() > 0).mean())
+        (west, east), (lat, _) = transform(src.crs, "EPSG:4326", [
+            src.bounds.left + 0.2 * (src.bounds.right - src.bounds.left),
+            src.bounds.left + 0.9 * (src.bounds.right - src.bounds.left)],
+            [(src.bounds.bottom + src.bounds.top) / 2] * 2)
+        share, valid, covers_west, covers_east = con.execute(
+            "select st_area(st_geomfromtext($f)) / st_area(st_geomfromtext($w)), "
+            "st_isvalid(st_geomfromtext($f)), st_covers(st_geomfromtext($f), st_point($x0, $y)), "
+            "st_covers(st_geomfromtext($f), st_point($x1, $y))",
+            {"f": info.footprint_wkt, "w": whole.footprint_wkt, "x0": west, "x1": east,
+             "y": lat}).fetchone()
+    assert valid and abs(share - mask_share) < 0.02 and mask_share < 0.6
+    assert covers_west and not covers_east
+    assert whole.footprint_wkt.startswith("POLYGON")  # no nodata: the edges, exactly
+
+
+def test_a_crop_mostly_without_imagery_is_partial_coverage(tmp_path):
+    path = with_collar(tmp_path)
+    with rasterio.open(path) as src:
+        (lon,), (lat,) = transform(src.crs, "EPSG:4326", [
+            src.bounds.left + 0.6 * (src.bounds.right - src.bounds.left)],
+            [(src.bounds.bottom + src.bounds.top) / 2])
+    source = LocalSource(str(path), (3, 2, 1))
+    request = request_around(path, lon, lat, 32, 10.0)  # half of it east of the data
+    outcome = fetch_one(source, request, None, tmp_path / "a" / "img", RetryPolicy(), 90)
+    assert outcome["status"] == "partial_coverage" and outcome["path"] is None
+    assert 0.3 < outcome["coverage"] < 0.7 and "of the crop has no imagery" in outcome["error"]
+    assert not (tmp_path / "a").exists()
+    kept = fetch_one(source, request, None, tmp_path / "b" / "img", RetryPolicy(), 90,
+                     keep_partial=True)
+    assert kept["status"] == "partial_coverage" and (tmp_path / "b" / kept["path"]).exists()
+    lenient = fetch_one(source, request, None, tmp_path / "c" / "img", RetryPolicy(), 90,
+                        max_nodata=0.8)
+    assert lenient["status"] == "ok" and lenient["coverage"] == outcome["coverage"]
+
+
 def test_scaling_rule():
     valid = np.ones((2, 2), dtype=bool)
     raw = np.arange(12, dtype=np.uint8).reshape(3, 2, 2)

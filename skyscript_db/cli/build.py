@@ -21,6 +21,11 @@ PretrainedOption = Annotated[Optional[str], typer.Option(help="Pretrained tag (e
                                                               "a local checkpoint file.")]
 WorkersOption = Annotated[int, typer.Option(help="Parallel fetches.")]
 GeeOption = Annotated[Optional[str], typer.Option(help="Google Cloud project for Earth Engine.")]
+MaxNodataOption = Annotated[float, typer.Option(
+    help="Largest share of a crop without imagery that is still ok; more is partial_coverage "
+         "(never a pair).")]
+KeepPartialOption = Annotated[bool, typer.Option(
+    "--keep-partial", help="Keep partial_coverage crops on disk (for a look).")]
 ImagesUrlOption = Annotated[Optional[str], typer.Option(
     help="Where image files go: an fsspec URL (s3://bucket/images, gs://…, file://…) or a "
          "folder; default: the folder beside the database.")]
@@ -116,6 +121,8 @@ def build(
     workers: WorkersOption = FetchConfig.workers,
     gee_project: GeeOption = None,
     images_url: ImagesUrlOption = None,
+    max_nodata: MaxNodataOption = FetchConfig.max_nodata,
+    keep_partial: KeepPartialOption = False,
     only: Annotated[Optional[str], typer.Option(help=f"Rerun just this stage: {STAGE_NAMES}.")]
     = None,
     from_stage: Annotated[Optional[str], typer.Option("--from", help="Rerun this stage and every "
@@ -141,7 +148,8 @@ def build(
     options = Options(pbf=tuple(pbf or ()), ingest=ingest_config(bbox, geometry, tags_filter),
                       build=config,
                       fetch=FetchConfig(workers=workers, gee_project=gee_project,
-                                        images_url=images_url),
+                                        images_url=images_url, max_nodata=max_nodata,
+                                        keep_partial=keep_partial),
                       embed=EmbedConfig(spec), cluster=ClusterConfig(executor, ray_address),
                       memory_limit=memory_limit)
     _run(db, options, pipeline.build_names(fetch, embed), only=only, from_stage=from_stage,
@@ -166,12 +174,15 @@ def fetch_images(
     = FetchConfig.attempts,
     gee_project: GeeOption = None,
     images_url: ImagesUrlOption = None,
+    max_nodata: MaxNodataOption = FetchConfig.max_nodata,
+    keep_partial: KeepPartialOption = False,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
 ) -> None:
     """Fetch every image request not fetched yet (or failed, changed, or whose file is gone)."""
     options = Options(fetch=FetchConfig(workers=workers, attempts=attempts,
-                                        gee_project=gee_project, images_url=images_url),
+                                        gee_project=gee_project, images_url=images_url,
+                                        max_nodata=max_nodata, keep_partial=keep_partial),
                       cluster=ClusterConfig(executor, ray_address))
     _run(db, options, ["fetch_images"], only="fetch_images")
 

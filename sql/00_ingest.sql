@@ -140,7 +140,8 @@ create or replace temp table ingest_member_ways as
 select id, refs
 from ST_ReadOSM($path)
 where kind = 'way' and id in (
-    select unnest(refs) from ingest_elements where file = $file and osm_type = 'relation'
+    select unnest(refs) from ingest_elements
+    where file = $file and osm_type = 'relation' and tags['type'] in ('multipolygon', 'boundary')
 );
 
 -- name: clip_relations

@@ -27,8 +27,26 @@ class Hit:
     agent: str | None = None  # the User-Agent header
 
 
+class _Served:
+    """Serving a handler class on 127.0.0.1 in a thread, as a context manager, at `url`."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+
 @dataclass
-class RangeServer:
+class RangeServer(_Served):
     root: Path
     slow_s: float = 3.0
     log: list[Hit] = field(default_factory=list)  # answered requests
@@ -97,27 +115,15 @@ class RangeServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._serve(Handler)
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     def arrived(self, fragment: str) -> int:
         return sum(n for path, n in self.arrivals.items() if fragment in path)
 
 
 @dataclass
-class FlakyProxy:
+class FlakyProxy(_Served):
     """A proxy on 127.0.0.1 in front of `upstream` that answers the first requests whose path
     starts with `prefix` with the statuses in `failures` (one each, in order), then forwards
     everything. `searches` counts the requests under `prefix` that were forwarded."""
@@ -166,16 +172,5 @@ class FlakyProxy:
 
             do_GET = do_POST = _forward
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._serve(Handler, self.port)
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"

@@ -106,7 +106,6 @@ def search_items(url: str, collection: str | None, bbox: tuple, datetime: str | 
     """Items near bbox: searched by a STAC API (in the window, sorted by the server when it can,
     page by page, up to MAX_ITEMS), or read from a static catalog (cached); signed by the
     modifier."""
-    sign = modifier_function(modifier)
     if not url.endswith(".json"):
         from pystac_client import ConformanceClasses
 
@@ -119,6 +118,7 @@ def search_items(url: str, collection: str | None, bbox: tuple, datetime: str | 
             sortby=sortby if sortby and client.conforms_to(ConformanceClasses.SORT) else None)
         return list(search.items())
     items = [i for i in _static_items(url) if collection is None or i.collection_id == collection]
+    sign = modifier_function(modifier)
     if sign:
         items = [i.clone() for i in items]
         for item in items:

@@ -43,6 +43,7 @@ CSV_COLUMNS = ("filepath", "title", "title_multi_objects", "similarity_title",
                "collection_code", "cell_id", "block_id", "split", "title_natural",
                "title_multi_objects_natural", "caption")
 PAGE = 2000
+SHARE_TOLERANCE = 0.03
 
 
 @dataclass(frozen=True)
@@ -69,19 +70,12 @@ def export(ctx: Context, config: ExportConfig) -> dict[str, Any]:
         raise ExportError("export: no output folder given")
     if not has_table(con, "pair_settings"):
         raise ExportError(f"{db}: no embedded pairs; run `skyscript-db embed` first")
-    q = queries.load(SQL)
     queries.create_macros(con)
     create_caption_texts(con)
     con.sql(pairs_query(config.where)).create_view("export_candidates", replace=True)
-    train, validation, _ = config.fractions
-    q["export_pairs"].run(con, caption=config.caption, top_pct=config.top_pct,
-                          collection=config.collection,
-                          block_cells=config.block_cells, seed=config.seed, train=train,
-                          validation=validation)
-    counts = {s: {"pairs": 0, "cells": 0, "blocks": 0, "shards": 0} for s in SPLITS}
-    for row in q["split_counts"].dicts(con):
-        counts[row.pop("split")].update(row)
-    total = sum(r["pairs"] for r in counts.values())
+    locate_pairs(con, config)
+    assigned = assign_splits(con, config)
+    counts, total = assigned["splits"], assigned["pairs"]
     if total == 0:
         raise ExportError(f"{db}: no pair matches the export's filters ({_describe(config)})")
     done = 0
@@ -93,11 +87,43 @@ def export(ctx: Context, config: ExportConfig) -> dict[str, Any]:
         # The options without `out`: the same export written elsewhere is byte-identical.
         options = {k: v for k, v in asdict(config).items() if k != "out"}
         manifest = {"database": str(db.resolve()), "config": options, "splits": counts,
-                    "pairs": total}
+                    "pairs": total, "block_cells": assigned["block_cells"]}
         write_json(staging / "manifest.json", manifest)
     log.info("export: %d pairs to %s (%s)", total, out,
              ", ".join(f"{s} {manifest['splits'][s]['pairs']:,}" for s in SPLITS))
     return manifest
+
+
+def locate_pairs(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> None:
+    """Temp table export_located: the pairs the export keeps (from view export_candidates), each
+    with the grid cell of its image centre."""
+    queries.load(SQL)["export_located"].run(con, caption=config.caption, top_pct=config.top_pct,
+                                            collection=config.collection)
+
+
+def assign_splits(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> dict[str, Any]:
+    """Temp table export_pairs: each row of export_located in its split; returns the block side, the total and per split its pairs, cells,
+    blocks and achieved share. A share more than SHARE_TOLERANCE off its target is logged as a
+    warning (few, large blocks: give a smaller --block-cells)."""
+    q = queries.load(SQL)
+    block_cells = q["block_cells"].row(con, block_cells=config.block_cells,
+                                       max_block_share=config.max_block_share)["block_cells"]
+    train, validation, _ = config.fractions
+    q["export_pairs"].run(con, block_cells=block_cells, seed=config.seed, train=train,
+                          validation=validation)
+    counts = {s: {"pairs": 0, "cells": 0, "blocks": 0, "shards": 0} for s in SPLITS}
+    for row in q["split_counts"].dicts(con):
+        counts[row.pop("split")].update(row)
+    total = sum(r["pairs"] for r in counts.values())
+    for split, target in zip(SPLITS, config.fractions):
+        share = counts[split]["pairs"] / total if total else 0.0
+        counts[split]["share"] = round(share, 4)
+        if total and abs(share - target) > SHARE_TOLERANCE:
+            log.warning("export: split %s holds %.1f %% of the %d pairs, asked %.1f %% (blocks of "
+                        "%d cells; %s)", split, 100 * share, total, 100 * target, block_cells,
+                        "too few cells hold the pairs" if block_cells == 1 else
+                        "a smaller --block-cells gives more, smaller blocks")
+    return {"block_cells": block_cells, "pairs": total, "splits": counts}
 
 
 @contextmanager

@@ -174,8 +174,9 @@ class IndexConfig:
 class ExportConfig:
     """out: the output folder. top_pct: keep pairs ranked in the top this many percent by
     similarity (100 = all). collection: only this collection code. where: a read-only SQL
-    predicate over `pairs`. fractions: train, validation, test shares of the blocks. block_cells:
-    a block's side, in 0.01° grid cells. shard_size: samples per tar shard. seed: the split draw.
+    predicate over `pairs`. fractions: train, validation, test shares of the pairs. block_cells:
+    a block's side, in 0.01° grid cells (None: the largest of 10, 5, 2, 1 whose fullest block
+    holds at most max_block_share of the pairs, so the splits meet their shares). shard_size: samples per tar shard. seed: the split draw.
     caption: the caption of each sample's .txt and the CSV's `caption` column (a column of
     captions or rewrite:MODEL; pairs without it are left out)."""
 
@@ -184,7 +185,8 @@ class ExportConfig:
     collection: str | None = None
     where: str | None = None
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    block_cells: int = 10
+    block_cells: int | None = None
+    max_block_share: float = 0.02
     shard_size: int = 1000
     seed: int = 0
     webdataset: bool = True
@@ -198,7 +200,7 @@ class ExportConfig:
         if len(shares) != 3 or min(shares) < 0 or abs(sum(shares) - 1) > 1e-9:
             raise ExportError(f"split fractions must be three shares summing to 1, got "
                               f"{self.fractions}")
-        if self.block_cells < 1 or self.shard_size < 1:
+        if (self.block_cells is not None and self.block_cells < 1) or self.shard_size < 1:
             raise ExportError("block_cells and shard_size must be at least 1")
 
 

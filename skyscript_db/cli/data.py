@@ -36,10 +36,11 @@ def export(
     collection: Annotated[Optional[str], typer.Option(help="Only this collection code.")] = None,
     where: Annotated[Optional[str], typer.Option(help="SQL predicate over the pairs view.")]
     = None,
-    splits: Annotated[str, typer.Option(help="Train,validation,test shares of the blocks.")]
+    splits: Annotated[str, typer.Option(help="Train,validation,test shares of the pairs.")]
     = "0.8,0.1,0.1",
-    block_cells: Annotated[int, typer.Option(help="Split block side, in 0.01° grid cells.")]
-    = 10,
+    block_cells: Annotated[Optional[int], typer.Option(
+        help="Split block side, in 0.01° grid cells (default: sized from the data so the "
+             "splits meet their shares).")] = None,
     shard_size: Annotated[int, typer.Option(help="Samples per WebDataset shard.")] = 1000,
     webdataset: Annotated[bool, typer.Option(help="Also write WebDataset tar shards.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the split draw.")] = 0,
@@ -59,8 +60,9 @@ def export(
         results = pipeline.run(db, Options(export=config), ["export"], only="export",
                                on_progress=progress)
     manifest = results["export"].info
-    say(f"{out}: {manifest['pairs']:,} pairs; " + ", ".join(
-        f"{s} {v['pairs']:,} ({v['cells']:,} cells)" for s, v in manifest["splits"].items()))
+    say(f"{out}: {manifest['pairs']:,} pairs in blocks of {manifest['block_cells']} cells; "
+        + ", ".join(f"{s} {v['pairs']:,} ({100 * v['share']:.1f} %, {v['cells']:,} cells)"
+                    for s, v in manifest["splits"].items()))
 
 
 def make_benchmark(

@@ -24,6 +24,7 @@ from skyscript_db import queries
 from skyscript_db.config import ExportConfig
 from skyscript_db.db import Paths, connect
 from skyscript_db.errors import ConfigError, DatabaseError, NotFound, QueryTimeout
+from skyscript_db.etl.export import assign_splits, locate_pairs
 from skyscript_db.models import Models
 from skyscript_db.readonly import check_read_only
 from skyscript_db.retrieval import Searcher
@@ -72,17 +73,12 @@ class Dataset:
 
     def _prepare(self) -> None:
         q = queries.load(SQL)
-        export = queries.load("95_export.sql")
         queries.create_macros(self.con)
         q["snapshot"].run(self.con)
         q["snapshot_key"].run(self.con)
-        default = ExportConfig()
-        train, validation, _ = default.fractions
         q["export_candidates"].run(self.con)
-        export["export_pairs"].run(self.con, caption=default.caption,
-                                   top_pct=default.top_pct, collection=None,
-                                   block_cells=default.block_cells, seed=default.seed,
-                                   train=train, validation=validation)
+        locate_pairs(self.con, ExportConfig())
+        assign_splits(self.con, ExportConfig())
         q["pair_splits"].run(self.con)
         q["drop_export_pairs"].run(self.con)
         q["no_external_access"].run(self.con)

@@ -102,9 +102,9 @@ def locate_pairs(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> None:
 
 
 def assign_splits(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> dict[str, Any]:
-    """Temp table export_pairs: each row of export_located in its split; returns the block side, the total and per split its pairs, cells,
-    blocks and achieved share. A share more than SHARE_TOLERANCE off its target is logged as a
-    warning (few, large blocks: give a smaller --block-cells)."""
+    """Temp table export_pairs: each row of export_located in its split; returns the block
+    side, the total and per split its pairs, cells, blocks and achieved share. A share more
+    than SHARE_TOLERANCE off its target is logged as a warning."""
     q = queries.load(SQL)
     block_cells = q["block_cells"].row(con, block_cells=config.block_cells,
                                        max_block_share=config.max_block_share)["block_cells"]

@@ -24,6 +24,7 @@ import joblib
 import numpy as np
 
 if TYPE_CHECKING:  # scikit-learn loads on first training, keeping `import skyscript_db` fast
+    from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
 SKLEARN_VERSION = version("scikit-learn")
@@ -89,11 +90,10 @@ def train(features: np.ndarray, visible: np.ndarray, gsd_features: np.ndarray,
 def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[Pipeline, dict]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
-    search = GridSearchCV(_pipeline(seed), _grid(len(x), x.shape[1]), scoring=scoring, cv=folds,
-                          refit=True, n_jobs=-1)
+    search = grid_search(x.shape, scoring, folds, seed)
     with warnings.catch_warnings():
         # A poorly regularised candidate may not converge; the search then scores it low.
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -113,15 +113,20 @@ def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[P
     return search.best_estimator_, report
 
 
-def _pipeline(seed: int) -> Pipeline:
+def grid_search(shape: tuple[int, int], scoring: str, folds: Any, seed: int) -> GridSearchCV:
+    """The search over PCA size, C and class weights that chooses a stage's setting on `folds`
+    (any scikit-learn splitter), then refits the best on all the rows it is given."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([
+    pipeline = Pipeline([
         ("pca", PCA(random_state=seed)),
         ("logreg", LogisticRegression(max_iter=2000, random_state=seed)),
     ])
+    return GridSearchCV(pipeline, _grid(*shape), scoring=scoring, cv=folds, refit=True,
+                        n_jobs=-1)
 
 
 def _grid(n: int, dim: int) -> dict[str, list]:

@@ -176,9 +176,10 @@ class ExportConfig:
     similarity (100 = all). collection: only this collection code. where: a read-only SQL
     predicate over `pairs`. fractions: train, validation, test shares of the pairs. block_cells:
     a block's side, in 0.01° grid cells (None: the largest of 10, 5, 2, 1 whose fullest block
-    holds at most max_block_share of the pairs, so the splits meet their shares). shard_size: samples per tar shard. seed: the split draw.
-    caption: the caption of each sample's .txt and the CSV's `caption` column (a column of
-    captions or rewrite:MODEL; pairs without it are left out)."""
+    holds at most max_block_share of the pairs, so the splits meet their shares). shard_size:
+    samples per tar shard. seed: the split draw. caption: the caption of each sample's .txt and
+    the CSV's `caption` column (a column of captions or rewrite:MODEL; pairs without it are
+    left out)."""
 
     out: str | Path | None = None  # a folder, or an fsspec URL (s3://bucket/export)
     top_pct: float = 100.0

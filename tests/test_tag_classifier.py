@@ -23,6 +23,7 @@ from skyscript_db.config import BuildConfig, Options
 from skyscript_db.errors import LabelError
 from skyscript_db.etl import pipeline
 from skyscript_db.etl import tag_classifier as classifier
+from skyscript_db.etl import tag_evaluation
 from skyscript_db.models import ModelSpec, load_text_encoder
 from skyscript_db.queries import create_macros
 from test_sql_stages import digests
@@ -260,3 +261,16 @@ def test_rules_hide_provenance_and_identifiers_but_not_what_their_exceptions_nam
         q["rule_hits"].run(con)
         hits = {(k, v) for k, v in con.execute("select key, value from rule_hits").fetchall()}
     assert hits == {tag for tag, hidden in tags.items() if hidden}
+
+
+def test_key_folds_never_put_a_key_in_training_and_test():
+    rows = labels()
+    keys = np.array([r["key"] for r in rows])
+    visible = np.array([r["visible"] == "true" for r in rows], dtype=int)
+    x = np.zeros((len(rows), 1))
+    shared = {}
+    for protocol in tag_evaluation.PROTOCOLS:
+        parts = list(tag_evaluation.folds(protocol, seed=0).split(x, visible, keys))
+        assert sorted(np.concatenate([test for _, test in parts])) == list(range(len(rows)))
+        shared[protocol] = sum(len(set(keys[train]) & set(keys[test])) for train, test in parts)
+    assert shared["key"] == 0 and shared["tag"] > 100, shared

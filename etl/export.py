@@ -43,6 +43,12 @@ CSV_COLUMNS = ("filepath", "title", "title_multi_objects", "similarity_title",
                "collection_code", "cell_id", "block_id", "split", "title_natural",
                "title_multi_objects_natural", "caption")
 PAGE = 2000
+# layout "skyscript": the released dataset's file names, as TorchGeo's SkyScript class reads them
+# (the CSVs at the root; every image folder images2 … images7 must exist).
+SKYSCRIPT_CSVS = {"train": "SkyScript_train_top30pct_filtered_by_CLIP_openai.csv",
+                  "validation": "SkyScript_val_5K_filtered_by_CLIP_openai.csv",
+                  "test": "SkyScript_test_30K_filtered_by_CLIP_openai.csv"}
+SKYSCRIPT_IMAGE_DIRS = tuple(f"images{i}" for i in range(2, 8))
 SHARE_TOLERANCE = 0.03
 
 
@@ -80,6 +86,9 @@ def export(ctx: Context, config: ExportConfig) -> dict[str, Any]:
         raise ExportError(f"{db}: no pair matches the export's filters ({_describe(config)})")
     done = 0
     with staged_folder(out) as staging:
+        if config.layout == "skyscript":
+            for folder in SKYSCRIPT_IMAGE_DIRS:
+                (staging / folder).mkdir()
         for split in SPLITS:
             rows = _rows(con, ctx.paths.root, split, done, total, on_progress)
             counts[split]["shards"] = _write_split(staging, split, rows, config)
@@ -163,15 +172,18 @@ def _rows(con: duckdb.DuckDBPyConnection, root: Path, split: str, done: int, tot
 
 def _write_split(staging: Path, split: str, rows: Iterator[dict[str, Any]],
                  config: ExportConfig) -> int:
-    """One CSV and (optionally) tar shards for one split; returns the number of shards."""
+    """One CSV and (optionally) tar shards for one split; returns the number of shards. With
+    layout skyscript the CSV takes the released name and each image is copied beside it."""
     shards = 0
     tar: tarfile.TarFile | None = None
     in_shard = 0
-    with (staging / f"{split}.csv").open("w", newline="", encoding="utf-8") as f:
+    skyscript = config.layout == "skyscript"
+    name = SKYSCRIPT_CSVS[split] if skyscript else f"{split}.csv"
+    with (staging / name).open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow(row)
+            writer.writerow(_copy_image(staging, row) if skyscript else row)
             if not config.webdataset:
                 continue
             if tar is None or in_shard == config.shard_size:
@@ -189,6 +201,23 @@ def _write_split(staging: Path, split: str, rows: Iterator[dict[str, Any]],
     return shards
 
 
+def _copy_image(staging: Path, row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its image copied into one of the released image folders (by pair id) and
+    `filepath` relative to the export's root, as the released CSVs have it."""
+    folder = SKYSCRIPT_IMAGE_DIRS[row["pair_id"] % len(SKYSCRIPT_IMAGE_DIRS)]
+    name = Path(row["filepath"]).name
+    (staging / folder / name).write_bytes(_image(row))
+    return row | {"filepath": f"{folder}/{name}"}
+
+
+def _image(row: dict[str, Any]) -> bytes:
+    try:
+        return storage.read_bytes(row["filepath"])
+    except FileNotFoundError as e:
+        raise ExportError(f"{row['filepath']}: image of pair {row['pair_id']} is missing; run "
+                          "`skyscript-db fetch-images` again") from e
+
+
 def _add_sample(tar: tarfile.TarFile, row: dict[str, Any]) -> None:
     """`<key>.jpg`, `<key>.txt` (the chosen caption) and `<key>.json` (everything else), fixed
     headers."""
@@ -200,12 +229,7 @@ def _add_sample(tar: tarfile.TarFile, row: dict[str, Any]) -> None:
                                 "block_id", "split")}
     meta |= {"tags": dict(row["tags"]), "acquired": row["acquired"],
              "bounds": [row["west"], row["south"], row["east"], row["north"]]}
-    try:
-        image = storage.read_bytes(row["filepath"])
-    except FileNotFoundError as e:
-        raise ExportError(f"{row['filepath']}: image of pair {row['pair_id']} is missing; run "
-                          "`skyscript-db fetch-images` again") from e
-    members = (("jpg", image),
+    members = (("jpg", _image(row)),
                ("txt", row["caption"].encode()),
                ("json", json.dumps(meta, sort_keys=True, default=_json).encode()))
     for extension, data in members:

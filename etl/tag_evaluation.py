@@ -44,12 +44,13 @@ def nested_cv(x: np.ndarray, y: np.ndarray, keys: np.ndarray, scoring: str, prot
     predicted = {"model": np.empty_like(y), "key majority": np.empty_like(y),
                  "majority class": np.empty_like(y)}
     chosen = []
-    for train, test in splitter.split(x, y, keys):
+    grouped = protocol == "key"
+    for train, test in splitter.split(x, y, keys if grouped else None):
         search = classifier.grid_search((len(train), x.shape[1]), scoring, folds(protocol, seed),
                                         seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            search.fit(x[train], y[train], groups=keys[train])
+            search.fit(x[train], y[train], groups=keys[train] if grouped else None)
         chosen.append({k.split("__")[1]: v for k, v in search.best_params_.items()})
         predicted["model"][test] = search.predict(x[test])
         overall = np.bincount(y[train]).argmax()

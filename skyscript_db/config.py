@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from skyscript_db import storage
 from skyscript_db.captions import check_caption
 from skyscript_db.errors import ConfigError, ExportError
 from skyscript_db.models import ModelSpec
+
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -86,9 +87,6 @@ class BuildConfig:
         """A 62-bit seed for one stage, from the build seed and the stage's name."""
         digest = hashlib.sha256(f"{self.seed}:{stage}".encode()).digest()
         return int.from_bytes(digest[:8], "big") >> 2
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -172,14 +170,15 @@ class IndexConfig:
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """out: the output folder. top_pct: keep pairs ranked in the top this many percent by
-    similarity (100 = all). collection: only this collection code. where: a read-only SQL
-    predicate over `pairs`. fractions: train, validation, test shares of the pairs. block_cells:
-    a block's side, in 0.01° grid cells (None: the largest of 10, 5, 2, 1 whose fullest block
-    holds at most max_block_share of the pairs, so the splits meet their shares). shard_size:
-    samples per tar shard. seed: the split draw. caption: the caption of each sample's .txt and
-    the CSV's `caption` column (a column of captions or rewrite:MODEL; pairs without it are
-    left out)."""
+    """out: the output folder. top_pct: keep the top this many percent by similarity (100: all).
+    collection: only this collection code. where: a read-only SQL predicate over `pairs`.
+    fractions: train, validation, test shares of the pairs. block_cells: a split block's side in
+    0.01° cells (None: the largest of 10, 5, 2, 1 whose fullest block holds at most
+    max_block_share of the pairs). shard_size: samples per tar shard. seed: the split draw.
+    caption: each sample's .txt and the CSV's `caption` (a caption column or rewrite:MODEL;
+    pairs without it are left out). layout: openclip ({split}.csv, paths to the database's
+    images) or skyscript (the released SkyScript CSV names, images copied into images2 …
+    images7: TorchGeo's SkyScript dataset loads it)."""
 
     out: str | Path | None = None  # a folder, or an fsspec URL (s3://bucket/export)
     top_pct: float = 100.0
@@ -192,6 +191,7 @@ class ExportConfig:
     seed: int = 0
     webdataset: bool = True
     caption: str = "title"
+    layout: str = "openclip"
 
     def __post_init__(self) -> None:
         check_caption(self.caption, "caption")
@@ -203,6 +203,8 @@ class ExportConfig:
                               f"{self.fractions}")
         if (self.block_cells is not None and self.block_cells < 1) or self.shard_size < 1:
             raise ExportError("block_cells and shard_size must be at least 1")
+        if self.layout not in ("openclip", "skyscript"):
+            raise ExportError(f"layout must be openclip or skyscript, got {self.layout!r}")
 
 
 @dataclass(frozen=True)

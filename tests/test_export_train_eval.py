@@ -279,3 +279,24 @@ def test_default_splits_of_the_eleven_extracts_meet_their_shares(eleven_built):
     # the old fixed blocks of 10 cells miss by far more (67.7/25.4/6.9 on the pairs)
     assert max(abs(v["share"] - f) for v, f in zip(fixed["splits"].values(),
                                                    config.fractions)) > 0.03
+
+
+def test_skyscript_layout_loads_in_torchgeo(embedded_db, exported, tmp_path):
+    """--layout skyscript: the released file names, which TorchGeo's SkyScript dataset reads."""
+    from torchgeo.datasets import SkyScript
+
+    out = tmp_path / "skyscript"
+    result = runner.invoke(app, ["export", str(out), "--db", str(embedded_db), "--layout",
+                                 "skyscript", "--block-cells", "1", "--no-webdataset"])
+    assert result.exit_code == 0, result.output
+    for split, torchgeo_split in (("train", "train"), ("validation", "val"), ("test", "test")):
+        ours = rows(exported / f"{split}.csv")
+        dataset = SkyScript(out, split=torchgeo_split)
+        assert len(dataset) == len(ours)
+        if ours:
+            sample = dataset[len(ours) - 1]
+            assert sample["caption"] == ours[-1]["title"]
+            assert sample["image"].shape[0] == 3 and sample["image"].max() > 0
+            with Image.open(ours[-1]["filepath"]) as original:
+                assert sample["image"].shape[1:] == (original.height, original.width)
+    assert not (out / "webdataset").exists()

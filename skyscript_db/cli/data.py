@@ -48,14 +48,18 @@ def export(
                                               "`caption`): title, title_multi_objects, "
                                               "title_natural, title_multi_objects_natural or "
                                               "rewrite:MODEL.")] = "title",
+    layout: Annotated[str, typer.Option(
+        help="openclip ({split}.csv) or skyscript (the released SkyScript file names, images "
+             "copied; TorchGeo's SkyScript dataset loads it).")] = "openclip",
 ) -> None:
     """Write the kept pairs as OpenCLIP CSVs and WebDataset shards, split by grid block."""
     try:
         fractions = tuple(float(f) for f in splits.split(","))
     except ValueError as e:
         raise ExportError(f"--splits {splits!r}: give three shares like 0.8,0.1,0.1") from e
-    config = ExportConfig(out, top, collection, where, fractions, block_cells, shard_size, seed,
-                          webdataset, caption)
+    config = ExportConfig(out, top, collection, where, fractions, block_cells,
+                          shard_size=shard_size, seed=seed, webdataset=webdataset,
+                          caption=caption, layout=layout)
     with progress_bars() as progress:
         results = pipeline.run(db, Options(export=config), ["export"], only="export",
                                on_progress=progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -79,3 +80,62 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path, town_built, args, messa
     assert proc.returncode == 1
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_new_user_run_command_by_command(town_built, tmp_path):
+    """The new user's run, as commands: their own raster (`add-imagery`), a town drawn over it
+    (on Seurasaari), a catalog build with no Earth Engine account. `fetch-images` fetches the
+    raster's requests, leaves Earth Engine's untried (none `failed`) and ends with one error
+    naming the fix; `build --collections LOCAL_MINE` plans every request on the raster; then
+    `fetch-images`, `embed` and `index` finish the dataset, and no crop over 5 % nodata is ok."""
+    import rasterio
+    from affine import Affine
+
+    from conftest import IMAGERY
+    from osm_inline import town
+
+    pbf = town(tmp_path / "seurasaari.osm.pbf", blocks=3, origin=(24.879, 60.177))
+    db = tmp_path / "mine.duckdb"
+    copy_tag_cache(town_built, db)
+    # the real Sentinel-2 raster resampled to 1 m, as fine as the town's tags need
+    with rasterio.open(IMAGERY / "sentinel2-helsinki-seurasaari-2021.tif") as src:
+        height, width = src.height * 10, src.width * 10
+        profile = src.profile | {"count": 3, "height": height, "width": width,
+                                 "transform": src.transform @ Affine.scale(0.1)}
+        pixels = src.read([3, 2, 1], out_shape=(3, height, width))
+    with rasterio.open(tmp_path / "mine.tif", "w", **profile) as out:
+        out.write(pixels)
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, [*args, "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def outcomes() -> list[dict]:
+        found = run("sql", "select collection_code, status, count(*) as n from image_requests "
+                    "left join images using (pair_id) group by all", "-f", "json")
+        return [json.loads(line) for line in found.splitlines()]
+
+    assert "LOCAL_MINE" in run("add-imagery", str(tmp_path / "mine.tif"))
+    town_options = ("--fraction", "1", "--rare-threshold", "3", "--rare-cap", "10")
+    run("build", str(pbf), *town_options, "--imagery", "catalog")
+    for _ in range(2):  # a rerun changes nothing
+        failed = runner.invoke(app, ["fetch-images", "--db", str(db)])
+        assert failed.exit_code != 0
+        assert "earthengine authenticate" in failed.output and "--gee-project" in failed.output
+        assert "--collections" in failed.output
+        rows = [(r["collection_code"], r["status"]) for r in outcomes()]
+        assert {code for code, status in rows if status} == {"LOCAL_MINE"}
+        assert {code for code, status in rows if status is None} - {"LOCAL_MINE"}
+    run("build", str(pbf), *town_options, "--imagery", "catalog", "--collections", "LOCAL_MINE")
+    run("fetch-images")
+    rows = outcomes()
+    assert {r["collection_code"] for r in rows} == {"LOCAL_MINE"}
+    assert all(r["status"] in ("ok", "partial_coverage") for r in rows), rows
+    worst = run("sql", "select min(coverage) from images where status = 'ok'", "-f", "csv")
+    assert float(worst.split()[-1]) >= 0.95
+    run("embed", "--model", "skyscript-tiny")
+    shutil.rmtree(tmp_path / "mine_index")
+    run("index")
+    assert sorted(p.suffix for p in (tmp_path / "mine_index").iterdir() if p.suffix == ".faiss")
+    assert "LOCAL_MINE" in run("retrieve", "a building", "-k", "3")

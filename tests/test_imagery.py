@@ -292,16 +292,26 @@ def test_a_fixed_stretch_gives_two_items_the_same_colours(stac_choices):
     assert fixed < 1 < 5 < per_image  # (the two files resample a little differently)
 
 
-def test_add_stac_refuses_bad_filters_before_reading_anything():
-    import skyscript_db
-    from skyscript_db.errors import InputError
-    from skyscript_db.etl.register import add_stac
+def test_add_stac_registers_a_catalog_and_refuses_bad_filters(stac_server, tmp_path):
+    """The command as a user runs it: a good registration is a row of stac_collections; bad
+    filters are one-line errors before anything is read or written."""
+    from typer.testing import CliRunner
 
-    with skyscript_db.connect() as con:
-        with pytest.raises(InputError, match="x.json: datetime 'soon': 'soon' is not an ISO"):
-            add_stac(con, "x.json", "X", 1.0, datetime="soon")
-        with pytest.raises(InputError, match=r"max_cloud is a percentage \(0-100\), got 120"):
-            add_stac(con, "x.json", "X", 1.0, max_cloud=120)
+    import skyscript_db
+    from skyscript_db.cli import app
+
+    db, url = tmp_path / "stac.duckdb", f"{stac_server.url}/ok/catalog-ok.json"
+    runner = CliRunner()
+    base = ["add-stac", url, "--db", str(db), "--code", "EMS", "--gsd", "10"]
+    for args, message in ((["--datetime", "soon"], "datetime 'soon': 'soon' is not an ISO"),
+                          (["--max-cloud", "120"], "max_cloud is a percentage (0-100), got 120")):
+        result = runner.invoke(app, [*base, *args])
+        assert result.exit_code != 0 and message in result.output, result.output
+    result = runner.invoke(app, [*base, "--assets", "visual", "--max-cloud", "20"])
+    assert result.exit_code == 0, result.output
+    with skyscript_db.connect(db, read_only=True) as con:
+        stac = con.execute("select code, url, assets, gsd_m from stac_collections").fetchall()
+    assert stac == [("EMS", url, ["visual"], 10.0)]
 
 
 def test_stac_asset_the_item_lacks_is_a_clear_per_request_failure(stac_server, tmp_path):

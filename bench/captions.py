@@ -11,7 +11,6 @@ Usage: python bench/captions.py [--repeat N] [--pbf FILE]
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import statistics
@@ -26,9 +25,8 @@ from skyscript_db import captions, queries
 from skyscript_db.config import BuildConfig
 from skyscript_db.etl.pipeline import build
 
-ROOT = Path(__file__).resolve().parents[1]
-ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
-RESULTS = ROOT / "bench" / "results" / "captions.md"
+from common import ELEVEN, SMALL, parser, report_path  # bench/common.py
+
 SHARED = ("seen_objects", "caption_hits", "caption_input", "tag_phrases")
 RULE = ("load_renames", "load_styles", "captions")
 NATURAL = ("lang_rank", "check_language", "load_language", "load_presets", "load_preset_tags",
@@ -87,10 +85,12 @@ def examples(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--pbf", type=Path, default=ELEVEN)
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--repeat", type=int, default=3)
+    options.add_argument("--pbf", type=Path, default=ELEVEN)
+    args = options.parse_args()
+    if args.quick:
+        args.pbf, args.repeat = SMALL, 1
     config = BuildConfig(imagery="catalog")
     runs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +161,7 @@ def main() -> None:
                   f"  rule, multi: {multi}  ", f"  natural, multi: **{natural_multi}**", ""]
     lines += ["## In German (`--caption-language de`)", ""]
     lines += [f"- {t} → **{n}**" for t, n, _, _ in shown_de]
-    RESULTS.write_text("\n".join(lines) + "\n")
+    report_path(args, "captions").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

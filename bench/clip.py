@@ -13,7 +13,6 @@ Usage: python bench/clip.py [--repeat 3] [--copies 8]
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import shutil
@@ -26,13 +25,12 @@ from pathlib import Path
 
 import skyscript_db
 
+from common import ELEVEN, SMALL, parser, report_path  # bench/common.py
 from copies import write_copies  # bench/copies.py
 
-ROOT = Path(__file__).resolve().parents[1]
-ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
-RESULTS = ROOT / "bench" / "results" / "ingest.md"
 MARKER = "## Clipping a city out of a big file"
 VADUZ = "9.49,47.12,9.55,47.17"
+QUICK_BOX = "24.93,60.16,24.95,60.17"  # inside central Helsinki
 CLI = [sys.executable, "-m", "skyscript_db", "-q"]
 
 
@@ -54,30 +52,32 @@ def objects(db: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--copies", type=int, default=8)
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--repeat", type=int, default=3)
+    options.add_argument("--copies", type=int, default=8)
+    args = options.parse_args()
+    source, box, copies, repeat = (SMALL, QUICK_BOX, 1, 1) if args.quick else \
+        (ELEVEN, VADUZ, args.copies, args.repeat)
     osmium_tool = shutil.which("osmium")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        big = write_copies(ELEVEN, folder / f"x{args.copies}.osm.pbf", args.copies)
+        big = write_copies(source, folder / f"x{copies}.osm.pbf", copies)
         ways = {
             "full ingest (no clip)": lambda db: [[*CLI, "ingest", str(big), "--db", str(db)]],
-            f"ingest --bbox {VADUZ}": lambda db: [[*CLI, "ingest", str(big), "--bbox", VADUZ,
-                                                   "--db", str(db)]],
+            f"ingest --bbox {box}": lambda db: [[*CLI, "ingest", str(big), "--bbox", box,
+                                                 "--db", str(db)]],
         }
         ways["reading the file once (ST_ReadOSM, every element; no ingest)"] = lambda db: [
             [sys.executable, "-c", READ_ONLY, str(big)]]
         if osmium_tool:
             city = folder / "city.osm.pbf"
-            ways[f"osmium extract -b {VADUZ}, then ingest"] = lambda db: [
-                [osmium_tool, "extract", "-b", VADUZ, str(big), "-o", str(city), "-O"],
+            ways[f"osmium extract -b {box}, then ingest"] = lambda db: [
+                [osmium_tool, "extract", "-b", box, str(big), "-o", str(city), "-O"],
                 [*CLI, "ingest", str(city), "--db", str(db)]]
         rows = []
         for name, commands in ways.items():
             seconds, kept = [], 0
-            for i in range(args.repeat):
+            for i in range(repeat):
                 db = folder / f"run{i}.duckdb"
                 db.unlink(missing_ok=True)
                 seconds.append(timed(*commands(db)))
@@ -89,9 +89,9 @@ def main() -> None:
         MARKER,
         "",
         f"Run {datetime.date.today()} by `python bench/clip.py` on {os.cpu_count()} cores: a "
-        f"city-sized box (Vaduz, {VADUZ}) out of {args.copies} shifted copies of the eleven "
-        f"extracts ({size_mb:.1f} MB). Whole processes, start to exit (imports included), "
-        f"median of {args.repeat}.",
+        f"city-sized box ({box}) out of {copies} shifted copies of {source.name} "
+        f"({size_mb:.1f} MB). Whole processes, start to exit (imports included), "
+        f"median of {repeat}.",
         "",
         "| way | seconds | objects kept | × full ingest |",
         "|---|---|---|---|",
@@ -110,8 +110,10 @@ def main() -> None:
     if not osmium_tool:
         lines += ["(`osmium` not found: `apt-get install osmium-tool` adds the osmium extract "
                   "row.)", ""]
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    RESULTS.write_text(text.split(MARKER)[0].rstrip() + "\n\n" + "\n".join(lines))
+    results = report_path(args, "ingest")
+    text = results.read_text() if results.exists() else ""
+    before = text.split(MARKER)[0].rstrip()
+    results.write_text((before + "\n\n" if before else "") + "\n".join(lines))
     print("\n".join(lines))
 
 

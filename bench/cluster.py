@@ -13,7 +13,6 @@ Usage: python bench/cluster.py [--pbf data/helsinki.osm.pbf]
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import shutil
@@ -25,12 +24,12 @@ from pathlib import Path
 import ray
 
 import skyscript_db
-from skyscript_db.config import ClusterConfig, EmbedConfig, FetchConfig, Options
+from skyscript_db.config import BuildConfig, ClusterConfig, EmbedConfig, FetchConfig, Options
 from skyscript_db.db import Paths
 from skyscript_db.etl import pipeline
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "cluster.md"
+from common import ROOT, SMALL, parser, report_path  # bench/common.py
+
 RUNS = (("local", None), ("Ray, 1 worker", 1), ("Ray, 2 workers", 2))
 
 
@@ -58,17 +57,21 @@ def timed_stage(db: Path, stage: str, options: Options, workers: int | None) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pbf", type=Path, default=ROOT / "data" / "helsinki.osm.pbf")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--pbf", type=Path, default=ROOT / "data" / "helsinki.osm.pbf")
+    args = options.parse_args()
+    # --quick: one grid cell of the shared Helsinki extract (no rare-tag objects), the local
+    # executor only (tests/test_ray.py runs the same stages on a real cluster)
+    pbf, config, runs = (SMALL, BuildConfig(n_cells=1, rare_threshold=0), RUNS[:1]) \
+        if args.quick else (args.pbf, BuildConfig(), RUNS)
     work = Path(tempfile.mkdtemp(prefix="skyscript-cluster-"))
     base = work / "base" / "helsinki.duckdb"
-    skyscript_db.build(args.pbf, base)
+    skyscript_db.build(pbf, base, config)
     local = Options(fetch=FetchConfig(workers=2, processes=True), embed=EmbedConfig(batch=64))
     rows: list[tuple[str, str, int, float]] = []
     for stage, with_images in (("fetch_images", False), ("embed", True)):
         source = base
-        for name, workers in RUNS:
+        for name, workers in runs:
             db = copied(source, work / f"{stage}-{workers}", with_images)
             seconds, n = timed_stage(db, stage, local, workers)
             rows.append((stage, name, n, seconds))
@@ -90,7 +93,7 @@ def main() -> None:
         reference = next(s for st, nm, _, s in rows if st == stage and nm == RUNS[0][0])
         lines.append(f"| {stage} | {name} | {n:,} | {seconds:.1f} | {n / seconds:.1f} | "
                      f"{seconds / reference:.2f} |")
-    RESULTS.write_text("\n".join(lines) + "\n")
+    report_path(args, "cluster").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     shutil.rmtree(work)
 

@@ -5,7 +5,6 @@ write). Writes bench/results/imagery.md. Usage: python bench/imagery.py [--n 400
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -28,9 +27,9 @@ from skyscript_db.etl.imagery.stac import StacSource
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from http_server import RangeServer  # noqa: E402  (the tests' Range-capable server)
+from common import parser, report_path  # noqa: E402  (bench/common.py)
 
 COG = ROOT.parent / "shared" / "data" / "imagery" / "sentinel2-ems-estuary-cog.tif"
-RESULTS = ROOT / "bench" / "results" / "imagery.md"
 SIZE, GSD = 224, 5.0
 
 
@@ -60,11 +59,12 @@ def run(source, reqs: list[ImageRequest], out: Path, workers: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=400)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    args = parser.parse_args()
-    reqs = requests(args.n)
+    options = parser(__doc__)
+    options.add_argument("--n", type=int, default=400)
+    options.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = options.parse_args()
+    n = 8 if args.quick else args.n
+    reqs = requests(n)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         shutil.copy(COG, tmp / COG.name)
@@ -83,7 +83,7 @@ def main() -> None:
         "# Imagery benchmark",
         "",
         f"Run {datetime.date.today()} on {os.cpu_count()} cores, {args.workers} worker threads. "
-        f"{args.n} crops of {SIZE}×{SIZE} px at {GSD:g} m from `{COG.name}` (a real Sentinel-2 "
+        f"{n} crops of {SIZE}×{SIZE} px at {GSD:g} m from `{COG.name}` (a real Sentinel-2 "
         "COG, EPSG:4326, reprojected to UTM 32N), each read, scaled to 8 bit, written as JPEG "
         "atomically — the fetch stage's own `fetch_one`.",
         "",
@@ -100,8 +100,9 @@ def main() -> None:
         "a COG over the network once.",
         "",
     ]
-    RESULTS.write_text("\n".join(lines))
-    print(RESULTS.read_text())
+    results = report_path(args, "imagery")
+    results.write_text("\n".join(lines))
+    print(results.read_text())
 
 
 if __name__ == "__main__":

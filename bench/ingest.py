@@ -6,7 +6,6 @@ Writes bench/results/ingest.md. Usage: python bench/ingest.py [--repeat N] [--qu
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -19,12 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-OSM = ROOT.parent / "shared" / "data" / "osm"
-MAIN = OSM / "eleven-extracts-merged.osm.pbf"
+from common import ELEVEN, OSM, SMALL, parser, report_path  # bench/common.py
+
 SCALING = ["helsinki-center.osm.pbf", "liechtenstein-2015.osm.pbf", "andorra-2020.osm.pbf",
            "eleven-extracts-merged.osm.pbf"]
-RESULTS = ROOT / "bench" / "results" / "ingest.md"
 CLIP_MARKER = "## Clipping a city out of a big file"
 
 # Each snippet prints one JSON object; "seconds" is the timed work inside the process.
@@ -133,55 +130,61 @@ def with_untagged_nodes(source: Path, target: Path, extra: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--quackosm-python", help="a Python that has quackosm installed")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--repeat", type=int, default=5)
+    options.add_argument("--quackosm-python", help="a Python that has quackosm installed")
+    args = options.parse_args()
+    main_pbf, scaling_names = ELEVEN, SCALING
+    if args.quick:
+        main_pbf, scaling_names, args.repeat = SMALL, SCALING[:1], 1
     py = sys.executable
-    counts = elements(MAIN)
+    counts = elements(main_pbf)
     n_input = sum(counts.values())
     rows = []
 
-    ours = repeat(args.repeat, lambda db: python_snippet(py, OURS, str(MAIN), db))
+    ours = repeat(args.repeat, lambda db: python_snippet(py, OURS, str(main_pbf), db))
     best = min(ours, key=lambda r: r["seconds"])
     rows.append(("skyscript-db ingest (all geometries, tags, rejects; in-process)", ours, "seconds"))
     rows.append(("skyscript-db ingest, whole process (interpreter start and imports too)", ours, "wall"))
     if shutil.which("osmium"):
-        fileinfo = repeat(args.repeat, lambda _: ["osmium", "fileinfo", "-e", str(MAIN)])
+        fileinfo = repeat(args.repeat, lambda _: ["osmium", "fileinfo", "-e", str(main_pbf)])
         rows.append(("`osmium fileinfo -e` (decode floor, no geometry)", fileinfo, "wall"))
-    readosm = repeat(args.repeat, lambda _: python_snippet(py, READ_OSM, str(MAIN)))
+    readosm = repeat(args.repeat, lambda _: python_snippet(py, READ_OSM, str(main_pbf)))
     rows.append(("DuckDB `ST_ReadOSM` into a table (no geometries)", readosm, "seconds"))
     if args.quackosm_python:
         try:
             quack = repeat(min(args.repeat, 3),
-                           lambda db: python_snippet(args.quackosm_python, QUACKOSM, str(MAIN), db))
+                           lambda db: python_snippet(args.quackosm_python, QUACKOSM, str(main_pbf), db))
             rows.append(("QuackOSM 0.19 `convert_pbf_to_parquet` (GeoParquet)", quack, "seconds"))
         except RuntimeError as e:
             rows.append((f"QuackOSM failed: {e}", [], "seconds"))
     baseline = run(python_snippet(py, BASELINE))
 
     scaling = []
-    for name in SCALING:
+    for name in scaling_names:
         pbf = OSM / name
         result = repeat(1, lambda db: python_snippet(py, OURS, str(pbf), db))[0]
         scaling.append((name, elements(pbf), result))
     with tempfile.TemporaryDirectory() as tmp:
-        padded = with_untagged_nodes(OSM / SCALING[0], Path(tmp) / "padded.osm.pbf", EXTRA_NODES)
+        extra = 1000 if args.quick else EXTRA_NODES
+        padded = with_untagged_nodes(OSM / SCALING[0], Path(tmp) / "padded.osm.pbf", extra)
         result = repeat(1, lambda db: python_snippet(py, OURS, str(padded), db))[0]
-        scaling.append((f"helsinki + {EXTRA_NODES:,} untagged nodes", elements(padded), result))
+        scaling.append((f"helsinki + {extra:,} untagged nodes", elements(padded), result))
 
-    write_report(counts, n_input, rows, best, baseline, scaling, args.repeat)
-    print(RESULTS.read_text())
+    results = report_path(args, "ingest")
+    write_report(results, main_pbf, counts, n_input, rows, best, baseline, scaling, args.repeat)
+    print(results.read_text())
 
 
-def write_report(counts, n_input, rows, best, baseline, scaling, n_repeat) -> None:
+def write_report(report_file, source, counts, n_input, rows, best, baseline, scaling,
+                 n_repeat) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     lines = [
         "# Ingest benchmark",
         "",
         f"Run {datetime.date.today()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}.",
-        f"Input: `eleven-extracts-merged.osm.pbf` — {counts['nodes']:,} nodes, {counts['ways']:,} ways, "
+        f"Input: `{source.name}` — {counts['nodes']:,} nodes, {counts['ways']:,} ways, "
         f"{counts['relations']:,} relations = **{n_input:,} input objects**. "
         f"Median of {n_repeat} runs, each in a fresh process; peak RSS is that process's.",
         "",
@@ -231,10 +234,10 @@ def write_report(counts, n_input, rows, best, baseline, scaling, n_repeat) -> No
         "`location_index='dense_file_array,PATH'` to keep it on disk.",
         "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     # bench/clip.py's section, below its marker, is kept
-    kept = RESULTS.read_text().partition(CLIP_MARKER) if RESULTS.exists() else ("", "", "")
-    RESULTS.write_text("\n".join(lines) + ("\n\n" + CLIP_MARKER + kept[2] if kept[1] else ""))
+    kept = report_file.read_text().partition(CLIP_MARKER) if report_file.exists() \
+        else ("", "", "")
+    report_file.write_text("\n".join(lines) + ("\n\n" + CLIP_MARKER + kept[2] if kept[1] else ""))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Usage: python bench/retrieval.py [--n 1000000] [--sigmas 0.02,0.05]
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import resource
@@ -21,8 +20,8 @@ import numpy as np
 
 from skyscript_db.etl.index import IndexConfig, make_index, recall
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "retrieval.md"
+from common import parser, report_path  # bench/common.py
+
 DIM, CENTRES, QUERIES, K = 512, 10_000, 1_000, 10
 
 
@@ -48,13 +47,13 @@ def uniform(n: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def measure(name: str, data: np.ndarray) -> list[str]:
+def measure(name: str, data: np.ndarray, exact_below: int) -> list[str]:
     base, queries = data[:-QUERIES], data[-QUERIES:]
     ids = np.arange(len(base), dtype=np.int64)
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    index, tuned = make_index(base, ids, IndexConfig(exact_below=50_000, target_recall=0.95))
+    index, tuned = make_index(base, ids, IndexConfig(exact_below=exact_below, target_recall=0.95))
     build_s = time.perf_counter() - started
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     exact = faiss.IndexFlatIP(DIM)
@@ -95,7 +94,7 @@ def measure(name: str, data: np.ndarray) -> list[str]:
     return lines + [""]
 
 
-def embedding_throughput() -> list[str]:
+def embedding_throughput(models: tuple[str, ...]) -> list[str]:
     from PIL import Image
 
     from skyscript_db.models import ModelSpec, load_encoder
@@ -106,7 +105,7 @@ def embedding_throughput() -> list[str]:
     images = [Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8))
               for _ in range(32)]
     texts = ["road of footway, surface is paving stones"] * 64
-    for name in ("skyscript-tiny", "ViT-B-32"):
+    for name in models:
         encoder = load_encoder(ModelSpec(name))
         encoder.images(images[:2]), encoder.texts(texts[:2])  # warm up
         t = time.perf_counter()
@@ -126,11 +125,12 @@ def storage_throughput(n: int = 100_000) -> list[str]:
     import pyarrow as pa
 
     import skyscript_db
-    from skyscript_db.etl.embeddings import _lists
+    from skyscript_db.models import vector_lists
 
     vectors = unit(np.random.default_rng(0).normal(size=(n, DIM)))
-    batch = pa.table({"pair_id": pa.array(np.arange(n), pa.int64()), "image": _lists(vectors),
-                      "title": _lists(vectors), "title_multi_objects": _lists(vectors)})
+    batch = pa.table({"pair_id": pa.array(np.arange(n), pa.int64()),
+                      "image": vector_lists(vectors), "title": vector_lists(vectors),
+                      "title_multi_objects": vector_lists(vectors)})
     with tempfile.TemporaryDirectory() as tmp:
         with skyscript_db.connect(Path(tmp) / "v.duckdb") as con:
             con.execute("create table v (pair_id bigint, image float[], title float[], "
@@ -147,11 +147,15 @@ def storage_throughput(n: int = 100_000) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--sigmas", default="0.02,0.05",
-                        help="per-dimension noise around the centres, one run each")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--n", type=int, default=1_000_000)
+    options.add_argument("--sigmas", default="0.02,0.05",
+                         help="per-dimension noise around the centres, one run each")
+    args = options.parse_args()
+    # --quick: an index above exact_below (so IVF is built and tuned), the tiny model only
+    n, sigmas, models, stored, exact_below = \
+        (6_000, "0.05", ("skyscript-tiny",), 1_000, 2_000) if args.quick \
+        else (args.n, args.sigmas, ("skyscript-tiny", "ViT-B-32"), 100_000, 50_000)
     rng = np.random.default_rng(0)
     lines = [
         "# Retrieval benchmark",
@@ -161,15 +165,17 @@ def main() -> None:
         f"(`make_index`, as `skyscript-db index` builds it); k = {K}.",
         "",
     ]
-    for sigma in (float(x) for x in args.sigmas.split(",")):
+    for sigma in (float(x) for x in sigmas.split(",")):
         lines += measure(f"Clustered: {CENTRES:,} centres, per-dimension noise sigma {sigma} "
                          f"(noise norm ≈ {sigma * DIM ** 0.5:.2f} against unit centres)",
-                         clustered(args.n + QUERIES, sigma, rng))
-    lines += measure("Uniformly random unit vectors (worst case)", uniform(args.n + QUERIES, rng))
-    lines += embedding_throughput()
-    lines += storage_throughput()
-    RESULTS.write_text("\n".join(lines))
-    print(RESULTS.read_text())
+                         clustered(n + QUERIES, sigma, rng), exact_below)
+    lines += measure("Uniformly random unit vectors (worst case)", uniform(n + QUERIES, rng),
+                     exact_below)
+    lines += embedding_throughput(models)
+    lines += storage_throughput(stored)
+    results = report_path(args, "retrieval")
+    results.write_text("\n".join(lines))
+    print(results.read_text())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Usage: python bench/scale.py [--repeat 3] [--copies 1,2,4,8]
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import shutil
@@ -23,11 +22,9 @@ from pathlib import Path
 
 import skyscript_db
 
+from common import ELEVEN, SMALL, parser, report_path  # bench/common.py
 from copies import write_copies  # bench/copies.py
 
-ROOT = Path(__file__).resolve().parents[1]
-ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
-RESULTS = ROOT / "bench" / "results" / "scale.md"
 CLI = [sys.executable, "-m", "skyscript_db", "-q"]
 
 
@@ -57,34 +54,39 @@ def osmium(pbf: Path, folder: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--copies", default="1,2,4,8")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--repeat", type=int, default=3)
+    options.add_argument("--copies", default="1,2,4,8")
+    args = options.parse_args()
+    source, repeat, copies = (SMALL, 1, "1,2") if args.quick else \
+        (ELEVEN, args.repeat, args.copies)
     anchor = shutil.which("osmium")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for n in (int(c) for c in args.copies.split(",")):
-            pbf = write_copies(ELEVEN, folder / f"x{n}.osm.pbf", n)
+        sizes = [int(c) for c in copies.split(",")]
+        for n in sizes:
+            pbf = write_copies(source, folder / f"x{n}.osm.pbf", n)
             runs, anchors = [], []
-            for _ in range(args.repeat):  # alternated, so drift hits both alike
+            for _ in range(repeat):  # alternated, so drift hits both alike
                 runs.append(ours(pbf, folder))
                 if anchor:
                     anchors.append(osmium(pbf, folder))
-            limited = ours(pbf, folder, "--memory-limit", "512MB") if n == 8 else None
+            limited = ours(pbf, folder, "--memory-limit", "512MB") if n == sizes[-1] else None
             rows.append((n, pbf.stat().st_size, runs, anchors, limited))
             pbf.unlink()
-    write_report(rows, args.repeat, anchor is not None)
-    print(RESULTS.read_text())
+    results = report_path(args, "scale")
+    write_report(results, source, rows, repeat, anchor is not None)
+    print(results.read_text())
 
 
-def write_report(rows: list, repeat: int, has_anchor: bool) -> None:
+def write_report(results: Path, source: Path, rows: list, repeat: int,
+                 has_anchor: bool) -> None:
     lines = [
         "# Ingest scale curve",
         "",
         f"Run {datetime.date.today()} on {os.cpu_count()} cores with `python bench/scale.py`: "
-        "copies of eleven-extracts-merged.osm.pbf (bench/copies.py), whole processes, median of "
+        f"copies of {source.name} (bench/copies.py), whole processes, median of "
         f"{repeat} alternated runs; peak RSS of the largest process in each command's tree.",
         "" if has_anchor else "\n`osmium` (Debian's osmium-tool) is not installed: no anchor "
                               "column (`apt-get install osmium-tool`).\n",
@@ -106,7 +108,7 @@ def write_report(rows: list, repeat: int, has_anchor: bool) -> None:
         if limited:
             lines.append(f"| {n}, `--memory-limit 512MB` | {size / 1e6:.1f} | {limited[0]:.2f} | "
                          f"{limited[1]:.0f} | {limited[2]:,} | {limited[0] / n:.2f} | | | |")
-    RESULTS.write_text("\n".join(lines) + "\n")
+    results.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

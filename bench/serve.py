@@ -11,7 +11,6 @@ Usage: python bench/serve.py [--db data/skyscript.duckdb] [--searches 200] [--cl
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import http.client
 import json
@@ -28,8 +27,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "serve.md"
+from common import ROOT, parser, report_path  # bench/common.py
+
 QUERIES = ("a park with trees", "football pitch", "railway tracks", "a parking lot",
            "residential buildings", "a church", "harbour with boats", "a tennis court",
            "road of service", "building of yes", "natural tree", "a playground", "water",
@@ -116,15 +115,17 @@ def measure(db: Path, workers: int, searches: int, clients: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", type=Path, default=ROOT / "data" / "skyscript.duckdb")
-    parser.add_argument("--searches", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--workers", default="1,2", help="server processes, comma-separated")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--db", type=Path, default=ROOT / "data" / "skyscript.duckdb")
+    options.add_argument("--searches", type=int, default=200)
+    options.add_argument("--clients", type=int, default=8)
+    options.add_argument("--k", type=int, default=20)
+    options.add_argument("--workers", default="1,2", help="server processes, comma-separated")
+    args = options.parse_args()
     if not args.db.exists():
         raise SystemExit(f"{args.db}: no such database; run `make build-db` first")
+    if args.quick:
+        args.searches, args.clients, args.workers = 10, 2, "1"
 
     rows, starts = [], []
     for workers in (int(w) for w in args.workers.split(",")):
@@ -136,7 +137,7 @@ def main() -> None:
         "",
         f"Measured {datetime.date.today()} on this machine ({os.cpu_count()} cores, no GPU) by "
         f"`python bench/serve.py`: a server (`skyscript-db serve --workers W`) on "
-        f"`{args.db.relative_to(ROOT)}` ({pairs} pairs, the tiny untrained model), "
+        f"`{args.db.name}` ({pairs} pairs, the tiny untrained model), "
         f"{args.clients} concurrent clients on the same machine (127.0.0.1), {args.searches} "
         f"requests per row, the {len(QUERIES)} queries of the script in turn. Latency: "
         "client-side, request sent to JSON received, in ms; the server's start is not in it.",
@@ -151,7 +152,7 @@ def main() -> None:
         f"Target: p50 ≤ 50 ms for k = {args.k} on the default database.",
         "",
     ]
-    RESULTS.write_text("\n".join(lines))
+    report_path(args, "serve").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

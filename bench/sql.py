@@ -8,7 +8,6 @@ Usage: python bench/sql.py [--repeat N]
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import statistics
@@ -19,14 +18,12 @@ import skyscript_db
 from skyscript_db.etl.pipeline import METHOD, build
 from skyscript_db.etl.sql_stage import SqlStage
 
+from common import ELEVEN, SMALL, parser, report_path  # bench/common.py
 from copies import write_copies  # bench/copies.py
 
 # tag_visibility runs models: its own bench
 STAGE_NAMES = tuple(s.name for s in METHOD if isinstance(s, SqlStage))
 
-ROOT = Path(__file__).resolve().parents[1]
-ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
-RESULTS = ROOT / "bench" / "results" / "sql.md"
 
 
 def time_stages(pbf: Path, repeat: int) -> tuple[dict[str, list[float]], dict[str, tuple], int]:
@@ -50,17 +47,19 @@ def time_stages(pbf: Path, repeat: int) -> tuple[dict[str, list[float]], dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--repeat", type=int, default=3)
+    args = options.parse_args()
+    pbf, repeat = (SMALL, 1) if args.quick else (ELEVEN, args.repeat)
+    results = report_path(args, "sql")
     with tempfile.TemporaryDirectory() as tmp:
-        doubled = write_copies(ELEVEN, Path(tmp) / "doubled.osm.pbf", 2)
-        runs = {"eleven extracts": time_stages(ELEVEN, args.repeat),
-                "doubled (eleven + shifted twin)": time_stages(doubled, args.repeat)}
+        doubled = write_copies(pbf, Path(tmp) / "doubled.osm.pbf", 2)
+        runs = {pbf.name: time_stages(pbf, repeat),
+                "doubled (the same + a shifted twin)": time_stages(doubled, repeat)}
     lines = [
         "# SQL stages benchmark",
         "",
-        f"Run {datetime.date.today()} on {os.cpu_count()} cores; median of {args.repeat} builds, "
+        f"Run {datetime.date.today()} on {os.cpu_count()} cores; median of {repeat} builds, "
         "each into a fresh database; default build config (seed 0, 25 % of occupied cells, "
         "rare-tag threshold 20, cap 200, 10 surrounding objects). Stage tag_visibility runs the "
         "tag classifier and has its own benchmark (bench/results/tag_classifier.md).",
@@ -82,8 +81,8 @@ def main() -> None:
     (t1, n1), (t2, n2) = totals.values()
     lines += [f"Doubling the input ({n2 / n1:.2f}× objects) multiplies the SQL time by "
               f"{t2 / t1:.2f}×.", ""]
-    RESULTS.write_text("\n".join(lines))
-    print(RESULTS.read_text())
+    results.write_text("\n".join(lines))
+    print(results.read_text())
 
 
 if __name__ == "__main__":

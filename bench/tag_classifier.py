@@ -11,7 +11,6 @@ Writes bench/results/tag_classifier.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -27,9 +26,8 @@ from skyscript_db.config import BuildConfig
 from skyscript_db.etl import pipeline, tag_classifier, tag_evaluation, tag_visibility
 from skyscript_db.models import load_text_encoder
 
-ROOT = Path(__file__).resolve().parents[1]
-ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
-RESULTS = ROOT / "bench" / "results" / "tag_classifier.md"
+from common import ELEVEN, SMALL, parser, report_path  # bench/common.py
+
 
 
 HELD_OUT = (("natural", "water"), ("building", "yes"))
@@ -50,9 +48,10 @@ def labelled_features(db: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             rows["value"].to_numpy(zero_copy_only=False), visible, gsd)
 
 
-def quality(db: Path, seed: int) -> list[str]:
-    """Nested CV by tag and by key, both stages, with baselines; the held-out tags' verdicts."""
-    x, keys, values, visible, gsd = labelled_features(db)
+def quality(db: Path, seed: int, every: int = 1) -> list[str]:
+    """Nested CV by tag and by key, both stages, with baselines; the held-out tags' verdicts.
+    every: use every n-th label only (--quick)."""
+    x, keys, values, visible, gsd = (a[::every] for a in labelled_features(db))
     shown = visible == 1
     stages = {"stage 1 (visible?)": (x, visible, keys, "accuracy"),
               "stage 2 (largest GSD)": (x[shown], gsd[shown], keys[shown], "f1_macro")}
@@ -92,35 +91,40 @@ def stage_run(db: Path) -> dict:
     return json.loads(info) | {"seconds": seconds}
 
 
-def time_stage(db: Path) -> float:
+def time_stage(pbf: Path, db: Path) -> float:
     """Wall seconds of stage tag_visibility on `db`, the process's loading excluded."""
     started = time.perf_counter()
-    pipeline.build(ELEVEN, db, BuildConfig(), only="tag_visibility")
+    pipeline.build(pbf, db, BuildConfig(), only="tag_visibility")
     return time.perf_counter() - started
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3, help="Cached reruns to time.")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--repeat", type=int, default=3, help="Cached reruns to time.")
+    args = options.parse_args()
+    pbf = ELEVEN
+    if args.quick:  # the caller's user cache (a fit is a minute) and a one-point grid
+        pbf, args.repeat = SMALL, 1
+        tag_classifier.PCA_SIZES, tag_classifier.C_VALUES = (64,), (1.0,)
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["SKYSCRIPT_CACHE"] = str(Path(tmp) / "cache")  # an empty user cache
+        if not args.quick:
+            os.environ["SKYSCRIPT_CACHE"] = str(Path(tmp) / "cache")  # an empty user cache
         db = Path(tmp) / "eleven.duckdb"
-        pipeline.build(ELEVEN, db, only="ingest")
-        pipeline.build(ELEVEN, db, only="tag_stats")
-        first_wall = time_stage(db)
+        pipeline.build(pbf, db, only="ingest")
+        pipeline.build(pbf, db, only="tag_stats")
+        first_wall = time_stage(pbf, db)
         first = stage_run(db)
-        cached_wall = [time_stage(db) for _ in range(args.repeat)]
+        cached_wall = [time_stage(pbf, db) for _ in range(args.repeat)]
         cached = stage_run(db)
         fresh = Path(tmp) / "fresh.duckdb"  # a new database: only the user cache is warm
-        pipeline.build(ELEVEN, fresh, only="ingest")
-        pipeline.build(ELEVEN, fresh, only="tag_stats")
-        fresh_wall = time_stage(fresh)
+        pipeline.build(pbf, fresh, only="ingest")
+        pipeline.build(pbf, fresh, only="tag_stats")
+        fresh_wall = time_stage(pbf, fresh)
         fresh_run = stage_run(fresh)
         with skyscript_db.connect(db, read_only=True) as con:
             report = json.loads(con.execute("select report from tag_models").fetchone()[0])
             distinct_tags = con.execute("select count(*) from tag_stats").fetchone()[0]
-        quality_lines = quality(db, report["seed"])
+        quality_lines = quality(db, report["seed"], every=4 if args.quick else 1)
     lines = [
         "# Tag classifier benchmark",
         "",
@@ -162,8 +166,9 @@ def main() -> None:
               f"{fresh_run['model_s']:.2f} |", "",
               "Targets: ≤ 2 min the first time, ≤ 5 s cached (in the database or, for a new "
               "database, in the user cache: etl/tag_cache.py).", ""]
-    RESULTS.write_text("\n".join(lines))
-    print(RESULTS.read_text())
+    results = report_path(args, "tag_classifier")
+    results.write_text("\n".join(lines))
+    print(results.read_text())
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Writes bench/results/train_eval.md.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime
 import os
@@ -31,10 +30,9 @@ from skyscript_db.models import TINY, ModelSpec
 from skyscript_db.evaluate import class_name, retrieval, zero_shot
 from skyscript_db.training import TrainConfig, train
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ELEVEN, ROOT, parser, report_path  # bench/common.py
+
 AID = ROOT.parent / "shared" / "data" / "benchmarks" / "aid-150px" / "AID"
-ELEVEN = ROOT.parent / "shared" / "data" / "osm" / "eleven-extracts-merged.osm.pbf"
-RESULTS = ROOT / "bench" / "results" / "train_eval.md"
 TRAIN_PER_CLASS = 40
 
 
@@ -151,12 +149,15 @@ def export_run(work: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--skip-export", action="store_true")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--epochs", type=int, default=30)
+    options.add_argument("--skip-export", action="store_true")
+    args = options.parse_args()
+    seeds = SEEDS
+    if args.quick:
+        args.epochs, args.skip_export, seeds = 1, True, SEEDS[:1]
     prompted, unseen = [], []
-    for seed in SEEDS:
+    for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
             prompted.append(prompted_run(Path(tmp), args.epochs, seed))
         with tempfile.TemporaryDirectory() as tmp:
@@ -167,14 +168,14 @@ def main() -> None:
             exported = export_run(Path(tmp))
     first = prompted[0]
     t, r = first["trained"], first["retrieval"]
-    seeds = ", ".join(str(s) for s in SEEDS)
+    seed_list = ", ".join(str(s) for s in seeds)
     lines = [
         "# Export, train and evaluate benchmark", "",
         f"Run {datetime.date.today()} on {os.cpu_count()} cores, CPU only. A tiny CLIP "
         f"(skyscript-tiny, 64 px) trained from scratch on AID (30 real aerial scene classes, 50 "
         f"images each) with open_clip_train through `skyscript_db.training` (random 90° "
         f"rotations, {args.epochs} epochs, batch 64, lr 1e-3), evaluated with the SkyScript "
-        f"prompts; mean ± standard deviation over seeds {seeds} (each seed draws the weights, "
+        f"prompts; mean ± standard deviation over seeds {seed_list} (each seed draws the weights, "
         f"the data order and, for the first protocol, the 40/10 split).", "",
         "## Zero-shot on classes never seen (the real protocol)", "",
         f"Trained on every image of 20 classes ({20 * 50}), each captioned with an "
@@ -222,8 +223,9 @@ def main() -> None:
                   f"**{exported['seconds']:.1f} s** (best of 2), "
                   f"{exported['pairs'] / exported['seconds']:,.0f} pairs/s. "
                   f"(Fetching the render images took {exported['fetch_s']:.0f} s.)", ""]
-    RESULTS.write_text("\n".join(lines))
-    print(RESULTS.read_text())
+    results = report_path(args, "train_eval")
+    results.write_text("\n".join(lines))
+    print(results.read_text())
 
 
 if __name__ == "__main__":

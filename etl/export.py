@@ -31,12 +31,12 @@ from skyscript_db.db import has_table
 from skyscript_db.errors import ExportError
 from skyscript_db.etl.stage import Context, ProgressCallback, StageResult, fingerprint
 from skyscript_db.readonly import pairs_query
+from skyscript_db.splits import SPLITS, assign_splits, locate_pairs
 
 log = logging.getLogger(__name__)
 
 STAGE = "export"
 SQL = "95_export.sql"
-SPLITS = ("train", "validation", "test")
 # The columns of the released SkyScript CSVs first, then where the pair comes from.
 CSV_COLUMNS = ("filepath", "title", "title_multi_objects", "similarity_title",
                "similarity_title_multi_objects", "similarity_rank_pct", "pair_id",
@@ -49,7 +49,6 @@ SKYSCRIPT_CSVS = {"train": "SkyScript_train_top30pct_filtered_by_CLIP_openai.csv
                   "validation": "SkyScript_val_5K_filtered_by_CLIP_openai.csv",
                   "test": "SkyScript_test_30K_filtered_by_CLIP_openai.csv"}
 SKYSCRIPT_IMAGE_DIRS = tuple(f"images{i}" for i in range(2, 8))
-SHARE_TOLERANCE = 0.03
 
 
 @dataclass(frozen=True)
@@ -101,38 +100,6 @@ def export(ctx: Context, config: ExportConfig) -> dict[str, Any]:
     log.info("export: %d pairs to %s (%s)", total, out,
              ", ".join(f"{s} {manifest['splits'][s]['pairs']:,}" for s in SPLITS))
     return manifest
-
-
-def locate_pairs(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> None:
-    """Temp table export_located: the pairs the export keeps (from view export_candidates), each
-    with the grid cell of its image centre."""
-    queries.load(SQL)["export_located"].run(con, caption=config.caption, top_pct=config.top_pct,
-                                            collection=config.collection)
-
-
-def assign_splits(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> dict[str, Any]:
-    """Temp table export_pairs: each row of export_located in its split; returns the block
-    side, the total and per split its pairs, cells, blocks and achieved share. A share more
-    than SHARE_TOLERANCE off its target is logged as a warning."""
-    q = queries.load(SQL)
-    block_cells = q["block_cells"].row(con, block_cells=config.block_cells,
-                                       max_block_share=config.max_block_share)["block_cells"]
-    train, validation, _ = config.fractions
-    q["export_pairs"].run(con, block_cells=block_cells, seed=config.seed, train=train,
-                          validation=validation)
-    counts = {s: {"pairs": 0, "cells": 0, "blocks": 0, "shards": 0} for s in SPLITS}
-    for row in q["split_counts"].dicts(con):
-        counts[row.pop("split")].update(row)
-    total = sum(r["pairs"] for r in counts.values())
-    for split, target in zip(SPLITS, config.fractions):
-        share = counts[split]["pairs"] / total if total else 0.0
-        counts[split]["share"] = round(share, 4)
-        if total and abs(share - target) > SHARE_TOLERANCE:
-            log.warning("export: split %s holds %.1f %% of the %d pairs, asked %.1f %% (blocks of "
-                        "%d cells; %s)", split, 100 * share, total, 100 * target, block_cells,
-                        "too few cells hold the pairs" if block_cells == 1 else
-                        "a smaller --block-cells gives more, smaller blocks")
-    return {"block_cells": block_cells, "pairs": total, "splits": counts}
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from skyscript_db import evaluate, queries
 from skyscript_db.cli import app
 from skyscript_db.config import ExportConfig, Options
 from skyscript_db.errors import ExportError, ReadOnlyViolation
-from skyscript_db.etl.export import SPLITS, assign_splits
+from skyscript_db.splits import SPLITS, assign_splits
 from skyscript_db.models import TINY, ModelSpec
 from skyscript_db.training import Rotate90, TrainConfig, train
 

@@ -24,10 +24,10 @@ from skyscript_db import queries
 from skyscript_db.config import ExportConfig
 from skyscript_db.db import Paths, connect
 from skyscript_db.errors import ConfigError, DatabaseError, NotFound, QueryTimeout
-from skyscript_db.etl.export import assign_splits, locate_pairs
 from skyscript_db.models import Models
 from skyscript_db.readonly import check_read_only
 from skyscript_db.retrieval import Searcher
+from skyscript_db.splits import assign_splits, locate_pairs
 from skyscript_db.vector_index import load_index
 
 SQL = "web.sql"

@@ -140,8 +140,8 @@ def _record(con: duckdb.DuckDBPyConnection, jobs: list[Future], counts: dict[str
 
 
 def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: str | Path, retry: RetryPolicy,
-               quality: int, max_nodata: float = 0.05, keep_partial: bool = False
-               ) -> list[dict[str, Any]]:
+               quality: int, max_nodata: float = FetchConfig.max_nodata,
+               keep_partial: bool = False) -> list[dict[str, Any]]:
     """One worker's share of a batch: a task per chunk, not per image, keeps the cost of
     sending work (to a process or a Ray node) small beside the fetching."""
     return [fetch_one(source, request, payload, out, retry, quality, max_nodata, keep_partial)
@@ -149,7 +149,7 @@ def fetch_many(jobs: list[tuple[Source, ImageRequest, Any]], out: str | Path, re
 
 
 def fetch_one(source: Source, request: ImageRequest, payload: Any, out: str | Path,
-              retry: RetryPolicy, quality: int, max_nodata: float = 0.05,
+              retry: RetryPolicy, quality: int, max_nodata: float = FetchConfig.max_nodata,
               keep_partial: bool = False) -> dict[str, Any]:
     """Fetch and write one image; the outcome as an `images` row (`OUTCOME`). A crop with more
     than `max_nodata` of it without imagery is `partial_coverage`, written only if

@@ -91,7 +91,7 @@ def _valid_outline(path: Path, src: rasterio.DatasetReader) -> str | None:
         return None
     if not mask.any():
         raise InputError(f"{path}: every pixel is nodata or masked")
-    grid = src.transform * Affine.scale(src.width / width, src.height / height)
+    grid = src.transform @ Affine.scale(src.width / width, src.height / height)
     polygons = [transform_geom(src.crs, "EPSG:4326", geometry)["coordinates"]
                 for geometry, _ in shapes(mask, mask=mask > 0, transform=grid)]
     return "MULTIPOLYGON (" + ", ".join(

@@ -35,13 +35,13 @@ def assign_splits(con: duckdb.DuckDBPyConnection, config: ExportConfig) -> dict[
     train, validation, _ = config.fractions
     q["export_pairs"].run(con, block_cells=block_cells, seed=config.seed, train=train,
                           validation=validation)
-    counts = {s: {"pairs": 0, "cells": 0, "blocks": 0, "shards": 0} for s in SPLITS}
+    counts = {s: {"pairs": 0, "cells": 0, "blocks": 0, "share": 0.0, "shards": 0}
+              for s in SPLITS}
     for row in q["split_counts"].dicts(con):
         counts[row.pop("split")].update(row)
     total = sum(r["pairs"] for r in counts.values())
     for split, target in zip(SPLITS, config.fractions):
-        share = counts[split]["pairs"] / total if total else 0.0
-        counts[split]["share"] = round(share, 4)
+        share = counts[split]["share"]
         if total and abs(share - target) > SHARE_TOLERANCE:
             log.warning("export: split %s holds %.1f %% of the %d pairs, asked %.1f %% (blocks of "
                         "%d cells; %s)", split, 100 * share, total, 100 * target, block_cells,

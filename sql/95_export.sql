@@ -79,8 +79,16 @@ from blocked as b
 join blocks as k using (block_x, block_y);
 
 -- name: split_counts
-select split, count(*) as pairs, count(distinct cell_id) as cells, count(distinct block_id) as blocks
-from export_pairs group by split order by split;
+-- Per split its pairs, cells, blocks and share of the pairs (what it achieved of its fraction).
+select
+    split,
+    count(*) as pairs,
+    count(distinct cell_id) as cells,
+    count(distinct block_id) as blocks,
+    round(count(*) / sum(count(*)) over (), 4) as share
+from export_pairs
+group by split
+order by split;
 
 -- name: page
 -- One split's rows, in pair_id order, with what the CSV and the WebDataset samples carry;

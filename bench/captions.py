@@ -27,8 +27,8 @@ from skyscript_db.etl.pipeline import build
 
 from common import ELEVEN, SMALL, parser, report_path  # bench/common.py
 
-SHARED = ("seen_objects", "caption_hits", "caption_input", "tag_phrases")
-RULE = ("load_renames", "load_styles", "captions")
+SHARED = ("seen_objects", "caption_boxes", "caption_hits", "caption_input", "tag_phrases")
+RULE = ("in_order", "load_renames", "load_styles", "captions")
 NATURAL = ("lang_rank", "check_language", "load_language", "load_presets", "load_preset_tags",
            "load_fields", "load_field_options", "object_presets", "natural_objects",
            "natural_captions")
@@ -43,7 +43,7 @@ def run_sections(con: duckdb.DuckDBPyConnection, config: BuildConfig) -> dict[st
                "caption_max_chars": config.caption_max_chars}
     seconds = {}
     for name, query in queries.load(captions.SQL_FILE).items():
-        if name in ("drop_staging", "summary"):
+        if name in ("drop_staging", "drop_boxes", "drop_seen", "summary"):
             continue
         start = time.perf_counter()
         query.run(con, **{p: params[p] for p in query.params})

@@ -28,6 +28,12 @@
 -- dist, size) (rank 0 = centre), so skyscript_db.caption() runs the very same SQL on tags given
 -- in Python.
 
+-- name: in_order
+-- The texts of a list of structs (..., text), sorted by the fields before text (nulls last).
+-- Sorting small lists is much cheaper than DuckDB's ordered aggregates over many small groups.
+create or replace temp macro in_order(items) as
+    list_transform(list_sort(items, 'asc', 'nulls last'), item -> item.text);
+
 -- name: load_renames
 create or replace table caption_renames as
 select * from read_csv($renames_csv, header = true,
@@ -112,8 +118,9 @@ where lang_rank(lang, $caption_language) is not null
 group by key, value;
 
 -- name: seen_objects
--- The objects with a tag visible at some GSD and the coarsest such GSD: only they can be named,
--- so only they enter the spatial join (a quarter fewer candidates on the eleven extracts).
+-- The objects with a tag visible at some GSD, the coarsest such GSD and their bounding boxes:
+-- only they can be named, so only they enter the spatial join (a quarter fewer candidates on the
+-- eleven extracts).
 create or replace temp table caption_seen as
 with object_gsd as (
     select t.osm_type, t.osm_id, max(v.max_gsd_m) as max_gsd_m
@@ -122,58 +129,121 @@ with object_gsd as (
     where v.visible
     group by t.osm_type, t.osm_id
 )
-select o.osm_type, o.osm_id, o.geom, g.max_gsd_m
+select
+    o.osm_type, o.osm_id, o.geom, g.max_gsd_m,
+    st_xmin(o.geom) as x0, st_ymin(o.geom) as y0, st_xmax(o.geom) as x1, st_ymax(o.geom) as y1
 from osm_objects as o
 join object_gsd as g using (osm_type, osm_id);
 
--- name: caption_hits
--- Objects inside each image that can be named at its GSD. One R-tree join does it: the objects
--- are copied once per GSD the requests use (those visible at it) and shifted east by 400° times
--- that GSD's rank, the requests by their own GSD's; so boxes and objects of different GSDs never
--- meet. (With any condition beside st_intersects, DuckDB plans an inequality join instead of its
--- R-tree join: minutes.)
-create or replace temp table caption_hits as
+-- name: caption_boxes
+-- Objects whose bounding box meets an image's, among those that can be named at its GSD. One
+-- R-tree join on boxes does it: the boxes are copied once per GSD the requests use (objects
+-- visible at it) and shifted east by 400° times that GSD's rank, the requests by their own GSD's;
+-- so boxes of different GSDs never meet. (With any condition beside the spatial one, DuckDB plans
+-- an inequality join instead of its R-tree join: minutes.) Boxes, not geometries: copying and
+-- testing whole geometries cost more than all the rest of the stage.
+create or replace temp table caption_boxes as
 with
 levels as (
     select gsd_m, 400 * row_number() over (order by gsd_m) as shift
     from (select distinct gsd_m from image_requests)
 ),
 requests as (
-    select r.pair_id, r.osm_type, r.osm_id, r.gsd_m, r.center_lon, r.center_lat,
+    select r.pair_id, r.west, r.south, r.east, r.north,
         st_makeenvelope(r.west + l.shift, r.south, r.east + l.shift, r.north) as box
     from image_requests as r
     join levels as l using (gsd_m)
 ),
 candidates as (
-    select o.osm_type, o.osm_id, o.geom, st_translate(o.geom, l.shift, 0) as shifted
+    select o.osm_type, o.osm_id, o.x0, o.y0, o.x1, o.y1,
+        st_makeenvelope(o.x0 + l.shift, o.y0, o.x1 + l.shift, o.y1) as shifted
     from caption_seen as o
     join levels as l on o.max_gsd_m >= l.gsd_m
 )
 select
     r.pair_id,
-    r.gsd_m,
-    r.osm_type as centre_type,
-    r.osm_id as centre_id,
     o.osm_type,
     o.osm_id,
-    st_distance(o.geom, st_point(r.center_lon, r.center_lat)) as dist
+    o.x0 >= r.west and o.x1 <= r.east and o.y0 >= r.south and o.y1 <= r.north as box_inside
 from requests as r
-join candidates as o on st_intersects(r.box, o.shifted);
+join candidates as o on st_intersects_extent(r.box, o.shifted);
+
+-- name: caption_hits
+-- Objects inside each image that may be among its $max_surrounding nearest, with their distance
+-- to the image centre. Surely inside: an object whose box lies inside the image's, or one nearer
+-- the centre than the image's nearest edge. Only objects no farther than the
+-- $max_surrounding-th nearest sure one (the reach) can rank; of those, the unsure need the exact
+-- (costly) st_intersects.
+create or replace temp table caption_hits as
+with
+measured as (
+    select
+        b.pair_id,
+        r.gsd_m,
+        r.osm_type as centre_type,
+        r.osm_id as centre_id,
+        b.osm_type,
+        b.osm_id,
+        st_distance(o.geom, st_point(r.center_lon, r.center_lat)) as dist,
+        b.box_inside or dist <= least(r.center_lon - r.west, r.east - r.center_lon,
+                                      r.center_lat - r.south, r.north - r.center_lat) as sure
+    from caption_boxes as b
+    join caption_seen as o using (osm_type, osm_id)
+    join image_requests as r using (pair_id)
+),
+nearest_sure as (
+    select
+        pair_id,
+        min(dist, $max_surrounding)
+            filter (where sure and not (osm_type = centre_type and osm_id = centre_id)) as dists
+    from measured
+    group by pair_id
+),
+reach as (
+    select
+        pair_id,
+        if(len(dists) = $max_surrounding, list_max(dists), 'infinity'::double) as reach
+    from nearest_sure
+),
+in_reach as (
+    select m.*
+    from measured as m
+    join reach as x on x.pair_id = m.pair_id and m.dist <= x.reach
+)
+select * exclude (sure) from in_reach where sure
+union all
+select h.* exclude (sure)
+from in_reach as h
+join caption_seen as o using (osm_type, osm_id)
+join image_requests as r on r.pair_id = h.pair_id
+where not h.sure and st_intersects(st_makeenvelope(r.west, r.south, r.east, r.north), o.geom);
 
 -- name: caption_input
 create or replace temp table caption_input as
 with
 visible as (select key, value, max_gsd_m from tag_visibility where visible),
-around as (
-    select
-        pair_id,
-        osm_type,
-        osm_id,
-        gsd_m,
-        dist,
-        row_number() over (partition by pair_id order by dist, osm_type, osm_id) as rank
+others as (
+    select pair_id, osm_type, osm_id, gsd_m, dist
     from caption_hits
     where not (osm_type = centre_type and osm_id = centre_id)  -- all visible at gsd_m
+),
+reach as (
+    -- the n-th smallest distance per image: a top-n of numbers is cheap, a window over every
+    -- hit is not; the window then ranks only the few within reach
+    select pair_id, list_max(min(dist, $max_surrounding)) as reach
+    from others
+    group by pair_id
+),
+around as (
+    select
+        o.pair_id,
+        o.osm_type,
+        o.osm_id,
+        o.gsd_m,
+        o.dist,
+        row_number() over (partition by o.pair_id order by o.dist, o.osm_type, o.osm_id) as rank
+    from others as o
+    join reach as r on r.pair_id = o.pair_id and o.dist <= r.reach
     qualify rank <= $max_surrounding
 ),
 objects as (
@@ -211,6 +281,8 @@ select
     i.key,
     i.value,
     s.primary_rank,
+    i.dist,
+    i.size,
     coalesce(kr.text, replace(replace(i.key, '_', ' '), ':', ' ')) as key_text,
     coalesce(vr.text, replace(replace(i.value, '_', ' '), ':', ' ')) as value_text,
     case coalesce(s.style, 'of')
@@ -227,7 +299,8 @@ left join caption_renames as vr on vr.key = i.key and vr.value = i.value;
 create or replace table captions as
 with
 object_phrases as (
-    select pair_id, rank, list(phrase order by primary_rank nulls last, tag_pos) as phrases
+    select pair_id, rank, in_order(list({'rank': primary_rank, 'pos': tag_pos, 'text': phrase}))
+        as phrases
     from caption_tag_phrases
     group by pair_id, rank
 ),
@@ -243,8 +316,8 @@ final as (
         pair_id,
         array_to_string(any_value(phrases) filter (where rank = 0), ', ') as title,
         any_value(described) filter (where rank = 0)
-            || coalesce(', surrounded by '
-                || string_agg(described, '; ' order by rank) filter (where rank > 0), '')
+            || coalesce(', surrounded by ' || array_to_string(in_order(
+                list({'rank': rank, 'text': described}) filter (where rank > 0)), '; '), '')
             as title_multi_objects
     from objects
     group by pair_id
@@ -257,31 +330,48 @@ order by pair_id;
 -- Each object's preset: iD's matching rule over its visible tags.
 create or replace temp table caption_object_presets as
 with
-objects as (select distinct pair_id, rank, kind from caption_input),
+matches as (
+    -- two equality joins, not one join with an OR (which DuckDB runs on the key alone)
+    select i.pair_id, i.rank, i.kind, i.value, t.preset_id, t.value as preset_value, t.required
+    from caption_input as i
+    join caption_preset_tags as t on t.key = i.key and t.value = i.value
+    union all
+    select i.pair_id, i.rank, i.kind, i.value, t.preset_id, t.value, t.required
+    from caption_input as i
+    join caption_preset_tags as t on t.key = i.key and t.value = '*'
+    where t.required and i.value <> '*'
+),
 hits as (
     select
-        i.pair_id,
-        i.rank,
-        t.preset_id,
-        count(*) filter (where t.required) as n_hit,
-        sum(if(t.value = '*', 0.5, 1.0)) as weight,
+        pair_id,
+        rank,
+        kind,
+        preset_id,
+        count(*) filter (where required) as n_hit,
+        sum(if(preset_value = '*', 0.5, 1.0)) as weight,
         -- a generic preset ("Highway Feature": only '*' values) would hide a specific value
-        bool_and(t.value = '*' and i.value <> 'yes') filter (where t.required) as hides_value
-    from caption_input as i
-    join caption_preset_tags as t
-        on t.key = i.key and (t.value = i.value or t.value = '*' and t.required)
+        bool_and(preset_value = '*' and value <> 'yes') filter (where required) as hides_value
+    from matches
     group by all
+),
+best as (
+    select
+        h.pair_id,
+        h.rank,
+        -- the highest score, then the most tags, then the first id
+        arg_min({'preset_id': p.preset_id, 'name': p.name},
+                {'score': -h.weight * p.match_score, 'n_tags': -p.n_tags, 'id': p.preset_id})
+            as preset
+    from hits as h
+    join caption_presets as p using (preset_id)
+    where h.n_hit = p.n_tags and not h.hides_value
+        and (list_contains(p.geometry, h.kind)
+             or h.kind = 'polygon' and list_contains(p.geometry, 'area')
+             or h.kind = 'point' and list_contains(p.geometry, 'vertex'))
+    group by h.pair_id, h.rank
 )
-select h.pair_id, h.rank, h.preset_id, p.name
-from hits as h
-join caption_presets as p using (preset_id)
-join objects as o using (pair_id, rank)
-where h.n_hit = p.n_tags and not h.hides_value
-    and (list_contains(p.geometry, o.kind)
-         or o.kind = 'polygon' and list_contains(p.geometry, 'area')
-         or o.kind = 'point' and list_contains(p.geometry, 'vertex'))
-qualify row_number() over (partition by h.pair_id, h.rank
-                           order by h.weight * p.match_score desc, p.n_tags desc, p.preset_id) = 1;
+select pair_id, rank, preset.preset_id, preset.name
+from best;
 
 -- name: natural_objects
 -- Each object as its head (the preset's name, else its first tag's phrase) and the phrases of
@@ -296,12 +386,12 @@ said as (
         p.tag_pos,
         p.primary_rank,
         p.phrase,
+        p.dist,
+        p.size,
         o.name as preset_name,
         exists (select 1 from caption_preset_tags as t
                 where t.preset_id = o.preset_id and t.key = p.key
-                    and (t.required or t.value = p.value)) as in_preset,
-        row_number() over (partition by p.pair_id, p.rank
-                           order by p.primary_rank nulls last, p.tag_pos) = 1 as first_tag
+                    and (t.required or t.value = p.value)) as in_preset
     from caption_tag_phrases as p
     left join caption_object_presets as o using (pair_id, rank)
 ),
@@ -330,27 +420,39 @@ attributes as (
         s.pair_id,
         s.rank,
         any_value(s.preset_name) as preset_name,
-        any_value(s.phrase) filter (where s.first_tag) as first_phrase,
-        list(coalesce(f.phrase, s.phrase) order by s.primary_rank nulls last, s.tag_pos)
-            filter (where not s.in_preset and (s.preset_name is not null or not s.first_tag)
-                    and coalesce(f.phrase, s.phrase) <> '') as rest
+        in_order(list({'rank': s.primary_rank, 'pos': s.tag_pos, 'text': s.phrase}))[1]
+            as first_phrase,
+        -- with no preset nothing is in one, and the first tag is the head
+        in_order(list({'rank': s.primary_rank, 'pos': s.tag_pos,
+                       'text': coalesce(f.phrase, s.phrase)}) filter (where not s.in_preset))
+            as unsaid,
+        any_value(s.dist) as dist,
+        any_value(s.size) as size
     from said as s
     left join field_phrases as f using (pair_id, rank, tag_pos)
     group by s.pair_id, s.rank
+),
+parts as (
+    select
+        pair_id,
+        rank,
+        coalesce(preset_name, first_phrase) as head,
+        list_filter(if(preset_name is null, unsaid[2:], unsaid), text -> text <> '') as rest,
+        dist,
+        size
+    from attributes
 )
 select
-    a.pair_id,
-    a.rank,
-    coalesce(a.preset_name, a.first_phrase) as head,
-    if(len(a.rest) > 0,
-       replace(replace(l.described, '{head}', head), '{rest}', array_to_string(a.rest, ', ')),
-       head) as described,
-    min(i.dist) as dist,
-    max(i.size) as size
-from attributes as a
-join caption_input as i using (pair_id, rank)
-cross join caption_language as l
-group by all;
+    p.pair_id,
+    p.rank,
+    p.head,
+    if(len(p.rest) > 0,
+       replace(replace(l.described, '{head}', p.head), '{rest}', array_to_string(p.rest, ', ')),
+       p.head) as described,
+    p.dist,
+    p.size
+from parts as p
+cross join caption_language as l;
 
 -- name: natural_captions
 create or replace table captions as
@@ -403,6 +505,9 @@ order by pair_id;
 
 -- name: drop_staging
 drop table caption_hits;
+
+-- name: drop_boxes
+drop table caption_boxes;
 
 -- name: drop_seen
 drop table caption_seen;

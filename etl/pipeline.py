@@ -60,7 +60,9 @@ METHOD: tuple[Stage, ...] = (
     SqlStage("image_requests", "60_image_requests.sql", ("benchmark",),
              config_fields=("collections", "exclude_collections", "prefer"), seeded=True),
     SqlStage("captions", captions.SQL_FILE, ("image_requests",), captions.SEEDS,
-             ("max_surrounding", "caption_language", "caption_max_chars")),
+             ("max_surrounding", "caption_language", "caption_max_chars"),
+             before_transaction=("seen_objects", "caption_boxes", "caption_hits",
+                                 "caption_input")),
 )
 FETCH: tuple[Stage, ...] = (FetchStage(),)
 EMBED: tuple[Stage, ...] = (EmbedStage(), IndexStage())
@@ -162,6 +164,8 @@ def chained_fingerprint(ctx: Context, stage: Stage, options: Options) -> str:
 def execute(ctx: Context, stage: Stage, options: Options) -> StageResult:
     """Run one stage and record it; a transactional stage commits both together or nothing."""
     started = time.perf_counter()
+    if prepare := getattr(stage, "prepare", None):
+        prepare(ctx, options)
     with transaction(ctx.con) if stage.transactional else nullcontext():
         result = stage.run(ctx, options)
         _record(ctx, stage, options, result, started)

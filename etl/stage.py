@@ -8,7 +8,9 @@ stage whose inputs include what it writes (files on disk) records the state it l
 
 A `transactional` stage runs inside one transaction together with its stage_runs row: it commits
 everything or nothing. The others (fetch, embed, index, the tag classifier's text cache) commit
-batch by batch so that a killed run resumes; their row is written when they finish.
+batch by batch so that a killed run resumes; their row is written when they finish. A stage may
+also have `prepare(ctx, options)`, run just before its transaction, for work that writes only
+temp tables (etl/sql_stage.py says why).
 """
 
 from __future__ import annotations

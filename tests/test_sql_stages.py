@@ -245,6 +245,13 @@ def test_stage_rerun_alone_and_failed_stage_rolls_back(helsinki_built, tmp_path,
     with pytest.raises(duckdb.BinderException):
         skyscript_db.build(HELSINKI, db, CATALOG, only="image_requests")
     assert digests(db) == before
+    # captions stages its spatial join before its transaction: still nothing kept on failure
+    broken_captions = dict(original("70_captions.sql"), summary=broken["summary"])
+    monkeypatch.setattr(queries, "load",
+                        lambda f: broken_captions if f == "70_captions.sql" else original(f))
+    with pytest.raises(duckdb.BinderException):
+        skyscript_db.build(HELSINKI, db, CATALOG, only="captions")
+    assert digests(db) == before
 
 
 def test_collection_choice_narrows_and_orders_the_candidates(helsinki_built, tmp_path):

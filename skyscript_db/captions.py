@@ -39,9 +39,10 @@ SEEDS = {
     "options_parquet": "id_presets/field_options.parquet",
 }
 # The sections that turn caption_input into captions (the stage's others read the database).
-FROM_INPUT = ("in_order", "load_renames", "load_styles", "lang_rank", "check_language", "load_language",
-              "load_presets", "load_preset_tags", "load_fields", "load_field_options",
-              "tag_phrases", "captions", "object_presets", "natural_objects", "natural_captions")
+FROM_INPUT = ("in_order", "load_renames", "load_styles", "lang_rank", "check_language",
+              "load_language", "load_presets", "load_preset_tags", "load_fields",
+              "load_field_options", "tag_phrases", "captions", "object_presets", "natural_objects",
+              "natural_captions")
 Tags = Mapping[str, str]
 
 

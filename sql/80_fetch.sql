@@ -140,7 +140,8 @@ projected as (
           from render_hits as h join fetch_pending as p using (pair_id)) as z
     join render_objects as o on o.osm_type = z.osm_type and o.osm_id = z.osm_id
 ),
-clipped as (
+clipped as materialized (
+    -- most objects lie inside their image: only the others are cut (an overlay costs)
     select
         h.pair_id,
         h.osm_type,
@@ -148,15 +149,25 @@ clipped as (
         o.layer,
         o.colour,
         o.width_m / p.gsd_m as width_px,
-        st_affine(
-            st_intersection(o.geom, st_makeenvelope(p.x_min, p.y_min, p.x_max, p.y_max)),
-            1 / p.gsd_m, 0, 0, -1 / p.gsd_m, -p.x_min / p.gsd_m, p.y_max / p.gsd_m) as geom
+        p.gsd_m,
+        p.x_min,
+        p.y_max,
+        if(st_xmin(o.geom) >= p.x_min and st_xmax(o.geom) <= p.x_max
+           and st_ymin(o.geom) >= p.y_min and st_ymax(o.geom) <= p.y_max,
+           o.geom,
+           st_intersection(o.geom, st_makeenvelope(p.x_min, p.y_min, p.x_max, p.y_max))) as geom
     from render_hits as h
     join fetch_pending as p using (pair_id)
     join projected as o
         on o.osm_type = h.osm_type and o.osm_id = h.osm_id and o.utm_epsg = p.utm_epsg
 )
-select pair_id, layer, colour, width_px, st_asgeojson(geom) as geojson
+select
+    pair_id,
+    layer,
+    colour,
+    width_px,
+    st_asgeojson(st_affine(geom, 1 / gsd_m, 0, 0, -1 / gsd_m, -x_min / gsd_m, y_max / gsd_m))
+        as geojson
 from clipped
 where not st_isempty(geom)
 order by pair_id, layer, osm_type, osm_id;

@@ -15,6 +15,7 @@ macro-F1, confusion matrix) beside the chosen hyper-parameters.
 from __future__ import annotations
 
 import io
+import tempfile
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -93,11 +94,9 @@ def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[P
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
-    search = grid_search(x.shape, scoring, folds, seed)
+    search = fit_search(x, y, scoring, folds, seed)
     with warnings.catch_warnings():
-        # A poorly regularised candidate may not converge; the search then scores it low.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        search.fit(x, y)
         predicted = cross_val_predict(search.best_estimator_, x, y, cv=folds)
     labels = sorted(set(y) | set(range(len(GSD_CLASSES) if scoring == "f1_macro" else 2)))
     report = {
@@ -113,20 +112,31 @@ def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[P
     return search.best_estimator_, report
 
 
-def grid_search(shape: tuple[int, int], scoring: str, folds: Any, seed: int) -> GridSearchCV:
+def fit_search(x: np.ndarray, y: np.ndarray, scoring: str, folds: Any, seed: int,
+               groups: np.ndarray | None = None) -> GridSearchCV:
     """The search over PCA size, C and class weights that chooses a stage's setting on `folds`
-    (any scikit-learn splitter), then refits the best on all the rows it is given."""
+    (any scikit-learn splitter), fitted; the best refit on all of `x`. Each fold's PCA is fitted
+    once per size and kept on disk for the search, not once per C and class weight: a third of
+    the time, the same choice."""
     from sklearn.decomposition import PCA
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
-    pipeline = Pipeline([
-        ("pca", PCA(random_state=seed)),
-        ("logreg", LogisticRegression(max_iter=2000, random_state=seed)),
-    ])
-    return GridSearchCV(pipeline, _grid(*shape), scoring=scoring, cv=folds, refit=True,
-                        n_jobs=-1)
+    with tempfile.TemporaryDirectory(prefix="skyscript-pca-") as fitted:
+        pipeline = Pipeline([
+            ("pca", PCA(random_state=seed)),
+            ("logreg", LogisticRegression(max_iter=2000, random_state=seed)),
+        ], memory=fitted)
+        search = GridSearchCV(pipeline, _grid(len(x), x.shape[1]), scoring=scoring, cv=folds,
+                              refit=True, n_jobs=-1)
+        with warnings.catch_warnings():
+            # A poorly regularised candidate may not converge; the search then scores it low.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            search.fit(x, y, groups=groups)
+    search.best_estimator_.set_params(memory=None)  # the folder is gone; the model is kept
+    return search
 
 
 def _grid(n: int, dim: int) -> dict[str, list]:

@@ -16,7 +16,6 @@ key is not there). `bench/tag_classifier.py` publishes the table.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -38,19 +37,14 @@ def nested_cv(x: np.ndarray, y: np.ndarray, keys: np.ndarray, scoring: str, prot
               seed: int = 0) -> dict[str, Any]:
     """Out-of-fold predictions of the model (setting chosen inside each training part) and of
     the baselines; per predictor its accuracy and macro-F1, and each fold's chosen setting."""
-    from sklearn.exceptions import ConvergenceWarning
-
     splitter = folds(protocol, seed)
     predicted = {"model": np.empty_like(y), "key majority": np.empty_like(y),
                  "majority class": np.empty_like(y)}
     chosen = []
     grouped = protocol == "key"
     for train, test in splitter.split(x, y, keys if grouped else None):
-        search = classifier.grid_search((len(train), x.shape[1]), scoring, folds(protocol, seed),
-                                        seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            search.fit(x[train], y[train], groups=keys[train] if grouped else None)
+        search = classifier.fit_search(x[train], y[train], scoring, folds(protocol, seed), seed,
+                                       groups=keys[train] if grouped else None)
         chosen.append({k.split("__")[1]: v for k, v in search.best_params_.items()})
         predicted["model"][test] = search.predict(x[test])
         overall = np.bincount(y[train]).argmax()

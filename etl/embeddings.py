@@ -80,7 +80,7 @@ class EmbedStage:
 
 def embed_rows(encoder: ImageTextEncoder, rows: pa.Table) -> pa.Table:
     """The mapper on either executor: a batch's image and caption vectors, keyed by pair_id."""
-    images = [storage.open_rgb(path) for path in rows["path"].to_pylist()]
+    images = [storage.open_rgb(path, encoder.input_px) for path in rows["path"].to_pylist()]
     return pa.table({
         "pair_id": rows["pair_id"].cast(pa.int64()),
         "image": vector_lists(encoder.images(images)),

@@ -88,6 +88,10 @@ class ImageTextEncoder(Protocol):
     @property
     def dim(self) -> int: ...
 
+    @property
+    def input_px(self) -> int:
+        """The image side the model looks at: images may be decoded at any size not below it."""
+
 
 class TextEncoder(Protocol):
     encoder_id: str  # what cached vectors are stored under; known before any weights load
@@ -120,6 +124,11 @@ class ClipEncoder:
         tokens = self.tokenizer(texts).to(device)
         with torch.inference_mode(), autocast(device):
             return _normalise(self.model.encode_text(tokens))
+
+    @property
+    def input_px(self) -> int:
+        size = self.model.visual.image_size
+        return max(size) if isinstance(size, tuple | list) else int(size)
 
     @property
     def device(self) -> Any:

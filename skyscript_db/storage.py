@@ -46,8 +46,13 @@ def read_bytes(where: str) -> bytes:
     return fs.cat_file(path)
 
 
-def open_rgb(where: str) -> Image.Image:
+def open_rgb(where: str, at_least: int | None = None) -> Image.Image:
+    """The image at `where` in RGB. With `at_least`, a JPEG is decoded at the smallest of its
+    DCT scales (1/2, 1/4, 1/8) that keeps both sides at least that: a quarter of the pixels to
+    decode and resize for a 224 px model reading 720 px crops."""
     with Image.open(io.BytesIO(read_bytes(where))) as image:
+        if at_least:
+            image.draft("RGB", (at_least, at_least))
         return image.convert("RGB")
 
 

@@ -36,6 +36,7 @@ def text_vectors(texts: list[str]) -> np.ndarray:
 class FakeEncoder:
     spec: ModelSpec
     dim: int = DIM
+    input_px: int = 4
 
     def images(self, images: list) -> np.ndarray:
         rows = [np.asarray(image.convert("RGB").resize((4, 4)), np.float32).ravel()[:DIM]

@@ -108,3 +108,16 @@ def test_an_unknown_storage_is_a_clear_error():
     with pytest.raises(ConfigError, match="nosuch://bucket/x.jpg: cannot open this storage: "
                                           "Protocol not known"):
         storage.read_bytes("nosuch://bucket/x.jpg")
+
+
+def test_a_jpeg_is_decoded_no_smaller_than_the_model_reads(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (790, 719, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "crop.jpg", quality=90)
+    Image.fromarray(pixels).save(tmp_path / "crop.png")
+    assert storage.open_rgb(str(tmp_path / "crop.jpg")).size == (719, 790)
+    for at_least, size in ((64, (90, 99)), (224, (360, 395)), (400, (719, 790))):
+        assert storage.open_rgb(str(tmp_path / "crop.jpg"), at_least).size == size
+    assert storage.open_rgb(str(tmp_path / "crop.png"), 64).size == (719, 790)  # no DCT scales

@@ -222,28 +222,17 @@ where not h.sure and st_intersects(st_makeenvelope(r.west, r.south, r.east, r.no
 create or replace temp table caption_input as
 with
 visible as (select key, value, max_gsd_m from tag_visibility where visible),
-others as (
-    select pair_id, osm_type, osm_id, gsd_m, dist
+around as (
+    -- caption_hits holds only objects within reach of the nearest: a window over them is cheap
+    select
+        pair_id,
+        osm_type,
+        osm_id,
+        gsd_m,
+        dist,
+        row_number() over (partition by pair_id order by dist, osm_type, osm_id) as rank
     from caption_hits
     where not (osm_type = centre_type and osm_id = centre_id)  -- all visible at gsd_m
-),
-reach as (
-    -- the n-th smallest distance per image: a top-n of numbers is cheap, a window over every
-    -- hit is not; the window then ranks only the few within reach
-    select pair_id, list_max(min(dist, $max_surrounding)) as reach
-    from others
-    group by pair_id
-),
-around as (
-    select
-        o.pair_id,
-        o.osm_type,
-        o.osm_id,
-        o.gsd_m,
-        o.dist,
-        row_number() over (partition by o.pair_id order by o.dist, o.osm_type, o.osm_id) as rank
-    from others as o
-    join reach as r on r.pair_id = o.pair_id and o.dist <= r.reach
     qualify rank <= $max_surrounding
 ),
 objects as (

@@ -33,10 +33,10 @@ from common import ELEVEN, SMALL, parser, report_path  # bench/common.py
 HELD_OUT = (("natural", "water"), ("building", "yes"))
 
 
-def labelled_features(db: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+def labelled_features(db: Path) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray,
                                           np.ndarray]:
-    """The stage's features of every label (from the texts the stage cached), with keys,
-    values, visible and GSD class (-1 where not visible)."""
+    """The stage's features of every label (from the texts the stage cached) and their vector
+    width, with keys, values, visible and GSD class (-1 where not visible)."""
     with skyscript_db.connect(db) as con:
         encoder = load_text_encoder(BuildConfig().tag_encoder)
         tag_visibility.prepare(con, encoder)
@@ -44,14 +44,15 @@ def labelled_features(db: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     visible = rows["visible"].to_numpy(zero_copy_only=False).astype(int)
     gsd = np.array([tag_classifier.gsd_class(g) if v else -1
                     for g, v in zip(rows["max_gsd_m"].to_pylist(), visible)])
-    return (tag_visibility._matrix(rows), rows["key"].to_numpy(zero_copy_only=False),
+    return (*tag_visibility._matrix(rows), rows["key"].to_numpy(zero_copy_only=False),
             rows["value"].to_numpy(zero_copy_only=False), visible, gsd)
 
 
 def quality(db: Path, seed: int, every: int = 1) -> list[str]:
     """Nested CV by tag and by key, both stages, with baselines; the held-out tags' verdicts.
     every: use every n-th label only (--quick)."""
-    x, keys, values, visible, gsd = (a[::every] for a in labelled_features(db))
+    x, vector_width, *columns = labelled_features(db)
+    x, keys, values, visible, gsd = (a[::every] for a in (x, *columns))
     shown = visible == 1
     stages = {"stage 1 (visible?)": (x, visible, keys, "accuracy"),
               "stage 2 (largest GSD)": (x[shown], gsd[shown], keys[shown], "f1_macro")}
@@ -60,7 +61,8 @@ def quality(db: Path, seed: int, every: int = 1) -> list[str]:
     for stage, (features, y, groups, scoring) in stages.items():
         for protocol in tag_evaluation.PROTOCOLS:
             started = time.perf_counter()
-            result = tag_evaluation.nested_cv(features, y, groups, scoring, protocol, seed)
+            result = tag_evaluation.nested_cv(features, y, groups, scoring, protocol, vector_width,
+                                               seed)
             print(f"{stage} by {protocol}: {time.perf_counter() - started:.0f} s", flush=True)
             for name, score in result["scores"].items():
                 bold = "**" if name == "model" else ""
@@ -130,8 +132,12 @@ def main() -> None:
         "",
         f"Run {datetime.date.today()} on {os.cpu_count()} cores with the offline encoder "
         f"({report['encoder_id']}); labelled set sql/seeds/tag_labels.csv. Features: the "
-        "embeddings of \"key value\" and of the key, side by side; PCA, then logistic regression;"
-        " PCA size, C and class weights chosen by 5-fold CV, then refit on all labels.",
+        "embeddings of \"key value\" and of the key, reduced by PCA, beside the tag's facts "
+        "(shares of points, lines and polygons for the tag and its key, from seed "
+        "tag_geometry.csv; the geometries of the iD editor's presets for the tag and the key; "
+        "the key's field kind; yes/no and numeric values), standardised and damped by "
+        f"{tag_classifier.FACT_WEIGHT}; then logistic regression; PCA size, C and class weights "
+        "chosen by 5-fold CV, then refit on all labels.",
         "",
         "## Quality: nested 5-fold cross-validation, by tag and by key",
         "",

@@ -3,6 +3,10 @@
 A tag's features are the text embeddings of "key value" and of the key alone, side by side: the
 key's own vector tells `building yes` from `wheelchair yes`, which the sentence alone blurs (it
 lifts stage-1 cross-validated accuracy from about 0.82 to about 0.85 with the offline encoder).
+PCA reduces the vectors; beside them, standardised and damped by FACT_WEIGHT, go the tag's facts
+(sql/20_tag_visibility.sql, section tag_facts: how OSM draws the tag and its key, what the iD
+editor makes of them), which carry a tag whose key no label has (stage-2 macro-F1 by key from
+0.43 to about 0.51, bench/results/tag_classifier.md).
 
 Stage 1 (`visible`): can the tag be seen from above at all? Binary, trained on every label.
 Stage 2 (`gsd`): the largest GSD at which it is still seen, one of GSD_CLASSES, trained on the
@@ -35,6 +39,7 @@ PCA_SIZES = (64, 128, 256, 512)
 C_VALUES = (0.3, 1.0, 3.0, 10.0, 30.0)
 CLASS_WEIGHTS = (None, "balanced")
 FOLDS = 5
+FACT_WEIGHT = 0.1  # a fact's standardised scale against the PCA components of the vectors
 
 
 @dataclass
@@ -67,8 +72,10 @@ class TagModel:
         return joblib.load(io.BytesIO(blob))
 
 
-def features(tag_vectors: np.ndarray, key_vectors: np.ndarray) -> np.ndarray:
-    return np.hstack([tag_vectors, key_vectors]).astype(np.float32)
+def features(tag_vectors: np.ndarray, key_vectors: np.ndarray, facts: np.ndarray) -> np.ndarray:
+    """One row per tag: the two text vectors, then the facts (the last `facts.shape[1]` columns,
+    as the vectors' width tells the pipeline)."""
+    return np.hstack([tag_vectors, key_vectors, facts]).astype(np.float32)
 
 
 def gsd_class(max_gsd_m: float) -> int:
@@ -77,10 +84,12 @@ def gsd_class(max_gsd_m: float) -> int:
 
 
 def train(features: np.ndarray, visible: np.ndarray, gsd_features: np.ndarray,
-          gsd_labels: np.ndarray, seed: int = 0) -> TagModel:
-    """Fit both stages; `gsd_labels` are GSD_CLASSES indices of the visible labels."""
-    stage1, report1 = _fit_stage(features, visible.astype(int), "accuracy", seed)
-    stage2, report2 = _fit_stage(gsd_features, gsd_labels.astype(int), "f1_macro", seed)
+          gsd_labels: np.ndarray, vector_width: int, seed: int = 0) -> TagModel:
+    """Fit both stages; `gsd_labels` are GSD_CLASSES indices of the visible labels; the first
+    `vector_width` columns of the features are text vectors, the rest facts."""
+    stage1, report1 = _fit_stage(features, visible.astype(int), "accuracy", vector_width, seed)
+    stage2, report2 = _fit_stage(gsd_features, gsd_labels.astype(int), "f1_macro", vector_width,
+                                 seed)
     report1["classes"] = ["not visible", "visible"]
     report2["classes"] = [f"{g:g} m" for g in GSD_CLASSES]
     report = {"visible": report1, "gsd": report2, "sklearn": SKLEARN_VERSION, "seed": seed,
@@ -88,13 +97,14 @@ def train(features: np.ndarray, visible: np.ndarray, gsd_features: np.ndarray,
     return TagModel(stage1, stage2, report)
 
 
-def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[Pipeline, dict]:
+def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, vector_width: int,
+               seed: int) -> tuple[Pipeline, dict]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
-    search = fit_search(x, y, scoring, folds, seed)
+    search = fit_search(x, y, scoring, folds, seed, vector_width)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         predicted = cross_val_predict(search.best_estimator_, x, y, cv=folds)
@@ -102,7 +112,7 @@ def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[P
     report = {
         "n": len(y),
         "class_counts": np.bincount(y, minlength=len(labels)).tolist(),
-        "params": {k.split("__")[1]: v for k, v in search.best_params_.items()},
+        "params": chosen(search),
         "cv_score": float(search.best_score_),
         "accuracy": float(accuracy_score(y, predicted)),
         "macro_f1": float(f1_score(y, predicted, average="macro", labels=labels,
@@ -113,23 +123,30 @@ def _fit_stage(x: np.ndarray, y: np.ndarray, scoring: str, seed: int) -> tuple[P
 
 
 def fit_search(x: np.ndarray, y: np.ndarray, scoring: str, folds: Any, seed: int,
-               groups: np.ndarray | None = None) -> GridSearchCV:
+               vector_width: int, groups: np.ndarray | None = None) -> GridSearchCV:
     """The search over PCA size, C and class weights that chooses a stage's setting on `folds`
     (any scikit-learn splitter), fitted; the best refit on all of `x`. Each fold's PCA is fitted
     once per size and kept on disk for the search, not once per C and class weight: a third of
     the time, the same choice."""
+    from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import PCA
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import Pipeline
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+    vectors = slice(0, vector_width)
+    facts = slice(vector_width, x.shape[1])
     with tempfile.TemporaryDirectory(prefix="skyscript-pca-") as fitted:
         pipeline = Pipeline([
-            ("pca", PCA(random_state=seed)),
+            ("features", ColumnTransformer([
+                ("pca", PCA(random_state=seed), vectors),
+                ("facts", make_pipeline(StandardScaler(), FunctionTransformer(_damp)), facts),
+            ])),
             ("logreg", LogisticRegression(max_iter=2000, random_state=seed)),
         ], memory=fitted)
-        search = GridSearchCV(pipeline, _grid(len(x), x.shape[1]), scoring=scoring, cv=folds,
+        search = GridSearchCV(pipeline, _grid(len(x), vector_width), scoring=scoring, cv=folds,
                               refit=True, n_jobs=-1)
         with warnings.catch_warnings():
             # A poorly regularised candidate may not converge; the search then scores it low.
@@ -143,8 +160,17 @@ def _grid(n: int, dim: int) -> dict[str, list]:
     """PCA sizes that fit the training part of every fold (a small label set gets smaller ones)."""
     largest = min(dim, n - n // FOLDS - 1)
     sizes = [s for s in PCA_SIZES if s <= largest] or [largest]
-    return {"pca__n_components": sizes, "logreg__C": list(C_VALUES),
+    return {"features__pca__n_components": sizes, "logreg__C": list(C_VALUES),
             "logreg__class_weight": list(CLASS_WEIGHTS)}
+
+
+def chosen(search: GridSearchCV) -> dict[str, Any]:
+    """The setting a search chose, by short names (n_components, C, class_weight)."""
+    return {k.rsplit("__", 1)[1]: v for k, v in search.best_params_.items()}
+
+
+def _damp(facts: np.ndarray) -> np.ndarray:
+    return facts * FACT_WEIGHT
 
 
 def report_markdown(report: dict[str, Any]) -> str:

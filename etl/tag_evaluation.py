@@ -34,9 +34,10 @@ def folds(protocol: str, seed: int) -> Any:
 
 
 def nested_cv(x: np.ndarray, y: np.ndarray, keys: np.ndarray, scoring: str, protocol: str,
-              seed: int = 0) -> dict[str, Any]:
+              vector_width: int, seed: int = 0) -> dict[str, Any]:
     """Out-of-fold predictions of the model (setting chosen inside each training part) and of
-    the baselines; per predictor its accuracy and macro-F1, and each fold's chosen setting."""
+    the baselines; per predictor its accuracy and macro-F1, and each fold's chosen setting.
+    The first `vector_width` columns of `x` are text vectors, the rest facts."""
     splitter = folds(protocol, seed)
     predicted = {"model": np.empty_like(y), "key majority": np.empty_like(y),
                  "majority class": np.empty_like(y)}
@@ -44,8 +45,8 @@ def nested_cv(x: np.ndarray, y: np.ndarray, keys: np.ndarray, scoring: str, prot
     grouped = protocol == "key"
     for train, test in splitter.split(x, y, keys if grouped else None):
         search = classifier.fit_search(x[train], y[train], scoring, folds(protocol, seed), seed,
-                                       groups=keys[train] if grouped else None)
-        chosen.append({k.split("__")[1]: v for k, v in search.best_params_.items()})
+                                       vector_width, groups=keys[train] if grouped else None)
+        chosen.append(classifier.chosen(search))
         predicted["model"][test] = search.predict(x[test])
         overall = np.bincount(y[train]).argmax()
         by_key = _key_majority(keys[train], y[train])

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 STAGE = "tag_visibility"
 SQL = "20_tag_visibility.sql"
 SEED_FILES = {"rules_csv": "tag_visibility_rules.csv", "labels_csv": "tag_labels.csv"}
+# What the facts beside the text vectors are made of (section tag_facts).
+FACT_FILES = {"geometry_csv": "tag_geometry.csv", "presets_csv": "id_presets/presets.csv",
+              "preset_tags_csv": "id_presets/preset_tags.csv",
+              "fields_csv": "id_presets/fields.csv",
+              "options_parquet": "id_presets/field_options.parquet"}
 EMBED_BATCH = 1024
 # The classifier is a model of the labels, not a draw of the build: its CV folds take this fixed
 # seed, so another build seed reshuffles the sample but keeps every tag's verdict.
@@ -51,9 +56,9 @@ class TagVisibilityStage:
 
     def fingerprint(self, ctx: Context, options: Options) -> str:
         texts = [queries.sql_text(SQL), queries.sql_text("macros.sql")]
-        texts += [queries.sql_text(f"seeds/{file}") for file in SEED_FILES.values()]
+        seeds = [queries.seed_digest(file) for file in (SEED_FILES | FACT_FILES).values()]
         encoder = ctx.models.text_encoder(options.build.tag_encoder)
-        return fingerprint(texts, encoder.encoder_id)
+        return fingerprint(texts, seeds, encoder.encoder_id)
 
     def run(self, ctx: Context, options: Options) -> StageResult:
         """Write tag_visibility: label, else rule, else the model (trained first if needed)."""
@@ -111,6 +116,7 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
                          f"invisible one's empty, each tag once; these are not: {bad}")
     for name in ("rule_hits", "tag_texts", "create_cache"):
         q[name].run(con)
+    q["tag_facts"].run(con, **{p: queries.seed_path(FACT_FILES[p]) for p in FACT_FILES})
     cache_id = encoder.encoder_id
     if use_cache:
         tag_cache.run(con, "cache_pull_texts", encoder_id=cache_id)
@@ -138,9 +144,11 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
     q = queries.load(SQL)
     q["create_models"].run(con)
     labels_sha256 = queries.seed_digest(SEED_FILES["labels_csv"])
-    model_id = "tags-" + fingerprint(encoder_id, labels_sha256, CV_SEED, classifier.SKLEARN_VERSION,
-                                     classifier.PCA_SIZES, classifier.C_VALUES,
-                                     classifier.CLASS_WEIGHTS, classifier.FOLDS)[:12]
+    facts = [queries.sql_text(SQL)] + [queries.seed_digest(f) for f in FACT_FILES.values()]
+    model_id = "tags-" + fingerprint(encoder_id, labels_sha256, facts, CV_SEED,
+                                     classifier.SKLEARN_VERSION, classifier.PCA_SIZES,
+                                     classifier.C_VALUES, classifier.CLASS_WEIGHTS,
+                                     classifier.FACT_WEIGHT, classifier.FOLDS)[:12]
     if not retrain:
         tag_cache.run(con, "cache_pull_model", model_id=model_id)
     stored = q["find_model"].row(con, model_id=model_id)
@@ -152,11 +160,11 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
                         model_id, e)
     rows = _features(con, encoder_id, labelled=True)
     visible = rows["visible"].to_numpy(zero_copy_only=False)
-    x = _matrix(rows)
+    x, vector_width = _matrix(rows)
     gsd = np.array([classifier.gsd_class(g) for g in rows["max_gsd_m"].to_numpy()[visible]])
     log.info("%s: training on %d labels (%d visible) with %s", STAGE, len(rows), len(gsd),
              encoder_id)
-    model = classifier.train(x, visible, x[visible], gsd, CV_SEED)
+    model = classifier.train(x, visible, x[visible], gsd, vector_width, CV_SEED)
     model.report |= {"model_id": model_id, "encoder_id": encoder_id}
     blob = model.to_bytes()
     q["save_model"].run(con, model_id=model_id, encoder_id=encoder_id,
@@ -174,7 +182,7 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
 def _predictions(con: duckdb.DuckDBPyConnection, encoder_id: str,
                  model: classifier.TagModel) -> pa.Table:
     rows = _features(con, encoder_id, labelled=False)  # never empty: labels are among them
-    out = model.predict(_matrix(rows))
+    out = model.predict(_matrix(rows)[0])
     columns = {
         "key": rows["key"],
         "value": rows["value"],
@@ -192,11 +200,12 @@ def _features(con: duckdb.DuckDBPyConnection, encoder_id: str, labelled: bool) -
     return query.run(con, encoder_id=encoder_id, labelled=labelled).to_arrow_table()
 
 
-def _matrix(rows: pa.Table) -> np.ndarray:
-    """The classifier's features of each row, from its two vector columns."""
-    tag, key = (rows[c].combine_chunks().flatten().to_numpy().reshape(rows.num_rows, -1)
-                for c in ("tag_vector", "key_vector"))
-    return classifier.features(tag, key)
+def _matrix(rows: pa.Table) -> tuple[np.ndarray, int]:
+    """The classifier's features of each row (its two vector columns, then its facts) and how
+    many of their columns are vectors."""
+    tag, key, facts = (rows[c].combine_chunks().flatten().to_numpy().reshape(rows.num_rows, -1)
+                       for c in ("tag_vector", "key_vector", "facts"))
+    return classifier.features(tag, key, facts), tag.shape[1] + key.shape[1]
 
 
 def _log_report(report: dict[str, Any]) -> None:

@@ -58,6 +58,89 @@ with tags as (
 select key, value, tag_text(key, value) as text, key_text(key) as key_text
 from tags;
 
+-- name: tag_facts
+-- What the text vectors miss, as numbers per tag (the classifier's `facts`):
+-- - how OSM draws the key and the tag: shares of points, lines and polygons among the objects that
+--   carry them, from the reference counts of seed tag_geometry.csv where it has them (so a model
+--   trained on the labels is the same for every database), else from this database's tag_stats;
+--   a tag with no counts takes its key's, a key with none an even split;
+-- - what the iD editor makes of them: the geometries its one-tag preset for the tag, and for the
+--   key, allows; whether the key is an attribute field, and which kind (combo, check, number, ...);
+--   whether the value is one of that field's options; yes/no and numeric values.
+create or replace temp table tag_facts as
+with
+seed as (
+    select * from read_csv($geometry_csv, header = true, columns = {
+        'key': 'varchar', 'value': 'varchar',
+        'n_points': 'bigint', 'n_lines': 'bigint', 'n_polygons': 'bigint'})
+),
+counts as (  -- a key's own row has value null
+    select key, nullif(value, '*') as value, n_points, n_lines, n_polygons from seed
+    union all
+    select key, value, n_points, n_lines, n_polygons from tag_stats
+    anti join seed using (key, value)
+    union all
+    select key, null, sum(n_points), sum(n_lines), sum(n_polygons) from tag_stats
+    where key not in (select key from seed where value = '*')
+    group by key
+),
+shares as (
+    select key, value, list_transform([n_points, n_lines, n_polygons]::double[],
+        n -> n / greatest(n_points + n_lines + n_polygons, 1)) as share
+    from counts
+),
+one_tag_presets as (
+    select t.key, t.value, list(g order by g) as geometry
+    from read_csv($preset_tags_csv, header = true, columns = {
+        'preset_id': 'varchar', 'key': 'varchar', 'value': 'varchar', 'required': 'boolean'}) as t
+    join read_csv($presets_csv, header = true) as p using (preset_id),
+        unnest(string_split(p.geometry, ' ')) as u(g)
+    where t.required and t.preset_id not in (
+        select preset_id from read_csv($preset_tags_csv, header = true)
+        where required group by preset_id having count(*) > 1
+    )
+    group by t.key, t.value
+),
+fields as (select * from read_csv($fields_csv, header = true)),
+options as (select distinct key, value from read_parquet($options_parquet))
+select
+    t.key,
+    t.value,
+    (
+        coalesce(s.share, k.share, [1 / 3, 1 / 3, 1 / 3])
+        || coalesce(k.share, [1 / 3, 1 / 3, 1 / 3])
+        || list_transform(
+            [exact.geometry is not null]
+            || list_transform(['point', 'vertex', 'line', 'area'],
+                              g -> list_contains(exact.geometry, g))
+            || [whole.geometry is not null]
+            || list_transform(['point', 'vertex', 'line', 'area', 'relation'],
+                              g -> list_contains(whole.geometry, g))
+            || list_transform(['combo', 'check', 'number', 'typeCombo', 'semiCombo'],
+                              kind -> f.type = kind)
+            || [f.type is not null, o.key is not null, t.value in ('yes', 'no'),
+                regexp_full_match(t.value, '[0-9.]+')],
+            b -> coalesce(b, false)::double)
+    )::float[] as facts
+from tag_texts as t
+left join shares as s using (key, value)
+left join shares as k on k.key = t.key and k.value is null
+left join one_tag_presets as exact on exact.key = t.key and exact.value = t.value
+left join one_tag_presets as whole on whole.key = t.key and whole.value = '*'
+left join fields as f on f.key = t.key
+left join options as o on o.key = t.key and o.value = t.value;
+
+-- name: geometry_seed
+-- The reference counts of seed tag_geometry.csv (scripts/tag_geometry.py): every labelled tag and
+-- every labelled key ('*') of a database built from a large extract, by drawn geometry.
+select key, value, n_points, n_lines, n_polygons
+from tag_stats semi join labels_seed using (key, value)
+union all
+select key, '*', sum(n_points), sum(n_lines), sum(n_polygons)
+from tag_stats where key in (select key from labels_seed)
+group by key
+order by key, value;
+
 -- name: create_cache
 create table if not exists tag_text_embeddings (
     encoder_id varchar not null,
@@ -87,8 +170,10 @@ select
     l.visible,
     l.max_gsd_m,
     e.embedding as tag_vector,
-    k.embedding as key_vector
+    k.embedding as key_vector,
+    f.facts
 from tag_texts as t
+join tag_facts as f using (key, value)
 join tag_text_embeddings as e on e.encoder_id = $encoder_id and e.text = t.text
 join tag_text_embeddings as k on k.encoder_id = $encoder_id and k.text = t.key_text
 left join labels_seed as l using (key, value)

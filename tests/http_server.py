@@ -8,6 +8,7 @@ The first path segment picks the behaviour: /ok/<file> serves normally, /fail500
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -27,11 +28,20 @@ class Hit:
     agent: str | None = None  # the User-Agent header
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (GDAL drops a Range read it no longer needs) is
+    ordinary traffic, not a server error worth a traceback on stderr."""
+
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class _Served:
     """Serving a handler class on 127.0.0.1 in a thread, as a context manager, at `url`."""
 
     def _serve(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._httpd = _QuietServer(("127.0.0.1", port), handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
 

@@ -23,7 +23,7 @@ from skyscript_db.config import BuildConfig, Options
 from skyscript_db.errors import LabelError
 from skyscript_db.etl import pipeline
 from skyscript_db.etl import tag_classifier as classifier
-from skyscript_db.etl import tag_evaluation
+from skyscript_db.etl import tag_evaluation, tag_visibility
 from skyscript_db.models import ModelSpec, load_text_encoder
 from skyscript_db.queries import create_macros
 from test_sql_stages import digests
@@ -34,8 +34,9 @@ from fakes import FAKE_MODELS
 runner = CliRunner()
 
 # Tags any labeller would agree on, held out of training: (key, value, visible, allowed GSDs).
-# (Held out, natural=water and building=yes are misjudged, p_visible 0.19 and 0.38: "water" sits
-# near drinking water, taps and springs. Both are labelled, and labels win.)
+# (natural=water and building=yes sit near the boundary when held out here: p_visible 0.39 and
+# 0.43, and one label more or less flips them. bench/results/tag_classifier.md gives their
+# out-of-fold verdicts; both are labelled, and labels win.)
 OBVIOUS = [
     ("waterway", "river", True, {10.0}),
     ("highway", "street_lamp", True, {0.1, 0.2}),
@@ -53,23 +54,32 @@ def labels() -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def featurise(rows: list[tuple[str, str]]) -> np.ndarray:
-    """The stage's features: its own SQL macros make the texts."""
+def featurise(rows: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
+    """The stage's features and their vector width: its own SQL makes the texts and the facts
+    (for tags in no database: the seeds' counts, else their key's)."""
     with duckdb.connect() as con:
         create_macros(con)
-        texts = con.execute("select tag_text(k, v), key_text(k) from unnest($k) as a(k) "
-                            "positional join unnest($v) as b(v)",
-                            {"k": [k for k, _ in rows], "v": [v for _, v in rows]}).fetchall()
+        con.execute("create table tag_stats (key varchar, value varchar, n_objects bigint, "
+                    "n_points bigint, n_lines bigint, n_polygons bigint, n_cells bigint)")
+        con.execute("create temp table tag_texts as select k as key, v as value, "
+                    "tag_text(k, v) as text, key_text(k) as key_text from unnest($k) as a(k) "
+                    "positional join unnest($v) as b(v)",
+                    {"k": [k for k, _ in rows], "v": [v for _, v in rows]})
+        queries.load(tag_visibility.SQL)["tag_facts"].run(
+            con, **{p: queries.seed_path(f) for p, f in tag_visibility.FACT_FILES.items()})
+        texts = con.execute("select text, key_text, facts from tag_texts "
+                            "join tag_facts using (key, value) order by tag_texts.rowid").fetchall()
     encoder = load_text_encoder()
-    return classifier.features(encoder.encode([t for t, _ in texts]),
-                               encoder.encode([k for _, k in texts]))
+    vectors = [encoder.encode([row[i] for row in texts]) for i in (0, 1)]
+    return (classifier.features(*vectors, np.array([row[2] for row in texts])),
+            sum(v.shape[1] for v in vectors))
 
 
 def fit(rows: list[dict]) -> classifier.TagModel:
-    x = featurise([(r["key"], r["value"]) for r in rows])
+    x, vector_width = featurise([(r["key"], r["value"]) for r in rows])
     visible = np.array([r["visible"] == "true" for r in rows])
     gsd = np.array([classifier.gsd_class(r["max_gsd_m"]) for r in rows if r["visible"] == "true"])
-    return classifier.train(x, visible, x[visible], gsd, seed=0)
+    return classifier.train(x, visible, x[visible], gsd, vector_width, seed=0)
 
 
 def test_labelled_set_is_large_varied_and_well_formed():
@@ -89,7 +99,7 @@ def test_labelled_set_is_large_varied_and_well_formed():
 def test_obvious_tags_held_out_come_out_right():
     held_out = {(k, v) for k, v, _, _ in OBVIOUS}
     model = fit([r for r in labels() if (r["key"], r["value"]) not in held_out])
-    out = model.predict(featurise([(k, v) for k, v, _, _ in OBVIOUS]))
+    out = model.predict(featurise([(k, v) for k, v, _, _ in OBVIOUS])[0])
     for i, (key, value, visible, gsds) in enumerate(OBVIOUS):
         assert out["visible"][i] == visible, (key, value, out["p_visible"][i])
         if visible:
@@ -103,18 +113,18 @@ def test_small_subset_gives_deterministic_predictions_for_unseen_tags():
               ("surface", "fine_gravel")]
     assert not {(r["key"], r["value"]) for r in labels()} & set(unseen)
     first, second = fit(subset), fit(subset)
-    x = featurise(unseen)  # the stage embeds a text once and caches it; so do we here
+    x = featurise(unseen)[0]  # the stage embeds a text once and caches it; so do we here
     a, b = (m.predict(x) for m in (first, second))
     # Same verdicts; probabilities equal up to float rounding (BLAS may sum in another order).
     for name in ("visible", "max_gsd_m"):
         np.testing.assert_array_equal(a[name], b[name])
-    for name in ("p_visible", "gsd_proba"):
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-6)
+    for name in ("p_visible", "gsd_proba"):  # float32 features: a few units of the 7th digit
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5)
     assert first.report == second.report
     assert np.allclose(a["gsd_proba"].sum(axis=1), 1.0)
     assert first.report["gsd"]["n"] == sum(r["visible"] == "true" for r in subset)
     restored = classifier.TagModel.from_bytes(first.to_bytes())
-    np.testing.assert_allclose(restored.predict(x)["p_visible"], a["p_visible"], rtol=1e-6)
+    np.testing.assert_allclose(restored.predict(x)["p_visible"], a["p_visible"], rtol=1e-5)
 
 
 def test_every_tag_one_verdict_labels_win_rules_before_model(eleven_built):

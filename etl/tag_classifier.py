@@ -73,8 +73,8 @@ class TagModel:
 
 
 def features(tag_vectors: np.ndarray, key_vectors: np.ndarray, facts: np.ndarray) -> np.ndarray:
-    """One row per tag: the two text vectors, then the facts (the last `facts.shape[1]` columns,
-    as the vectors' width tells the pipeline)."""
+    """One row per tag: the two text vectors, then the facts (fit_search's `vector_width` says
+    where the vectors end)."""
     return np.hstack([tag_vectors, key_vectors, facts]).astype(np.float32)
 
 

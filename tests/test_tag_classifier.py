@@ -284,3 +284,30 @@ def test_key_folds_never_put_a_key_in_training_and_test():
         assert sorted(np.concatenate([test for _, test in parts])) == list(range(len(rows)))
         shared[protocol] = sum(len(set(keys[train]) & set(keys[test])) for train, test in parts)
     assert shared["key"] == 0 and shared["tag"] > 100, shared
+
+
+def test_facts_say_how_osm_draws_a_tag_and_what_id_makes_of_it():
+    """Shares of points, lines, polygons: the seed's for labelled tags, else the database's,
+    else the key's, else an even split; then the iD preset and field facts."""
+    rows = [("building", "yes"), ("building", "warehouse_42"), ("survey:point", "x"),
+            ("nosuchkey", "nosuchvalue"), ("surface", "asphalt"), ("oneway", "yes")]
+    with duckdb.connect() as con:
+        create_macros(con)
+        con.execute("create table tag_stats as select * from (values "
+                    "('survey:point', 'x', 7, 5, 2, 0, 1)) as t(key, value, n_objects, n_points, "
+                    "n_lines, n_polygons, n_cells)")
+        con.execute("create temp table tag_texts as select k as key, v as value "
+                    "from unnest($k) as a(k) positional join unnest($v) as b(v)",
+                    {"k": [k for k, _ in rows], "v": [v for _, v in rows]})
+        queries.load(tag_visibility.SQL)["tag_facts"].run(
+            con, **{p: queries.seed_path(f) for p, f in tag_visibility.FACT_FILES.items()})
+        facts = {(k, v): f for k, v, f in con.execute("select * from tag_facts").fetchall()}
+    building, other, survey = (facts[r] for r in rows[:3])
+    assert building[2] > 0.99 and other[:3] == other[3:6] == building[3:6]  # polygons; the key's
+    assert survey[:3] == pytest.approx([5 / 7, 2 / 7, 0])  # the database's own counts
+    assert facts[rows[3]][:6] == pytest.approx([1 / 3] * 6)
+    assert building[6] == 0 and building[11:17] == [1, 1, 0, 0, 1, 0]  # iD: building=*, point/area
+    assert facts[rows[3]][6:] == [0] * 20
+    surface, oneway = facts[("surface", "asphalt")], facts[("oneway", "yes")]
+    assert surface[17:24] == [1, 0, 0, 0, 0, 1, 1]  # a combo field, asphalt one of its options
+    assert oneway[17:22] == [0] * 5 and oneway[22] == oneway[24] == 1  # another field; "yes"

@@ -5,8 +5,8 @@ key's own vector tells `building yes` from `wheelchair yes`, which the sentence 
 lifts stage-1 cross-validated accuracy from about 0.82 to about 0.85 with the offline encoder).
 PCA reduces the vectors; beside them, standardised and damped by FACT_WEIGHT, go the tag's facts
 (sql/20_tag_visibility.sql, section tag_facts: how OSM draws the tag and its key, what the iD
-editor makes of them), which carry a tag whose key no label has (stage-2 macro-F1 by key from
-0.43 to about 0.51, bench/results/tag_classifier.md).
+editor makes of them), which carry a tag whose key no label has (on the same labels, stage-2
+macro-F1 by key from 0.43 to 0.51: bench/results/tag_classifier.md).
 
 Stage 1 (`visible`): can the tag be seen from above at all? Binary, trained on every label.
 Stage 2 (`gsd`): the largest GSD at which it is still seen, one of GSD_CLASSES, trained on the

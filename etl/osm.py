@@ -33,6 +33,11 @@ AREA_SCHEMA = pa.schema(
 # of objects. Pass "dense_file_array,<path>" to keep the index on disk for a planet on a small box.
 DEFAULT_LOCATION_INDEX = "flex_mem"
 WORKER_ABOVE_BYTES = 32 * 2**20
+# libosmium's id filter is a dense bitmap: 512 KiB for every 2**22 ids that hold a member way.
+# Member ways spread over a wide id range (eight id-shifted copies of an extract: 1.1 GiB) go
+# unfiltered instead; the area manager then also assembles the closed ways, in C++, for nothing.
+ID_FILTER_CHUNK_BITS, ID_FILTER_CHUNK_BYTES = 22, 2**19
+ID_FILTER_MAX_BYTES = 256 * 2**20
 
 
 def relation_areas(
@@ -56,8 +61,9 @@ def relation_areas(
     areas_only = [EntityFilter(AREA), IdFilter([2 * r + 1 for r in members.relations])]
     buffer = osmium.BufferIterator(*areas_only)
     # The iterator keeps no references to its handlers: this list keeps them alive.
-    chain = [IdFilter(members.ways).enable_for(WAY), locations,
-             manager.second_pass_to_buffer(buffer), *areas_only]
+    ways = [IdFilter(members.ways).enable_for(WAY)] if _id_filter_bytes(members.ways) <= \
+        ID_FILTER_MAX_BYTES else []
+    chain = [*ways, locations, manager.second_pass_to_buffer(buffer), *areas_only]
     wkb = osmium.geom.WKBFactory()
     rows: list[tuple[int, str | None, str | None]] = []
     with osmium.io.Reader(str(path), NODE | WAY) as reader:
@@ -75,6 +81,11 @@ def relation_areas(
 
 
 AREA_TYPES = (("type", "multipolygon"), ("type", "boundary"))
+
+
+def _id_filter_bytes(ids: set[int]) -> int:
+    """What libosmium's IdFilter of `ids` would hold in memory."""
+    return len({i >> ID_FILTER_CHUNK_BITS for i in ids}) * ID_FILTER_CHUNK_BYTES
 
 
 class _AreaMembers(osmium.SimpleHandler):

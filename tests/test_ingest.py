@@ -235,3 +235,20 @@ def test_relation_areas_from_the_worker_process_equal_those_read_in_process(monk
     damaged.write_bytes(HELSINKI.read_bytes()[:200_000])
     with pytest.raises(RuntimeError), osm.relation_areas_in_background(damaged) as result:
         result()
+
+
+def test_member_ways_over_a_wide_id_range_go_unfiltered_to_the_same_areas(monkeypatch):
+    """libosmium's id filter costs 512 KiB per 2**22 ids holding a member way; past a budget the
+    worker leaves the member ways to the area manager, with the same areas."""
+    import pyarrow as pa
+
+    from skyscript_db.etl import osm
+
+    def areas() -> pa.Table:
+        return pa.Table.from_batches(list(osm.relation_areas(HELSINKI)),
+                                     schema=osm.AREA_SCHEMA).sort_by("osm_id")
+
+    assert osm._id_filter_bytes({1, 2, 2**22, 10 * 2**22 + 5}) == 3 * 2**19
+    filtered = areas()
+    monkeypatch.setattr(osm, "ID_FILTER_MAX_BYTES", 0)
+    assert areas().equals(filtered) and filtered.num_rows > 90

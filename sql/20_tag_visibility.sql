@@ -5,7 +5,8 @@
 -- the tag back (`generator:source` is a power plant's kind, not provenance; `crossing_ref` a
 -- crossing's markings, not an identifier); every other tag gets the tag classifier's
 -- prediction. Text embeddings are cached in tag_text_embeddings by (encoder, text); the python
--- side (skyscript_db/tag_visibility.py) embeds what is missing and runs the model.
+-- side (etl/tag_visibility.py) embeds what is missing and runs the model, which reads
+-- each tag's facts (section tag_facts) beside its text vectors.
 
 -- name: load_rules
 create or replace temp table rules_seed as

@@ -110,7 +110,7 @@ def test_obvious_tags_held_out_come_out_right():
 
 
 def test_small_subset_gives_deterministic_predictions_for_unseen_tags():
-    subset = labels()[::4]  # every fourth label: about 330, all GSD classes present
+    subset = labels()[::4]  # every fourth label: about 380, all GSD classes present
     unseen = [("building", "dormitory"), ("roof:material", "thatch"), ("shop", "hardware"),
               ("surface", "woodchips")]
     assert not {(r["key"], r["value"]) for r in labels()} & set(unseen)

@@ -116,7 +116,7 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
                          f"invisible one's empty, each tag once; these are not: {bad}")
     for name in ("rule_hits", "tag_texts", "create_cache"):
         q[name].run(con)
-    q["tag_facts"].run(con, **{p: queries.seed_path(FACT_FILES[p]) for p in FACT_FILES})
+    make_facts(con)
     cache_id = encoder.encoder_id
     if use_cache:
         tag_cache.run(con, "cache_pull_texts", encoder_id=cache_id)
@@ -135,6 +135,12 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
     if use_cache:
         tag_cache.run(con, "cache_push_texts", encoder_id=cache_id)
     return len(pending)
+
+
+def make_facts(con: duckdb.DuckDBPyConnection) -> None:
+    """Table tag_facts for the tags of tag_texts (needs tag_stats)."""
+    queries.load(SQL)["tag_facts"].run(
+        con, **{param: queries.seed_path(file) for param, file in FACT_FILES.items()})
 
 
 def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,

@@ -90,15 +90,18 @@ shares as (
         n -> n / greatest(n_points + n_lines + n_polygons, 1)) as share
     from counts
 ),
+required_tags as (
+    select * from read_csv($preset_tags_csv, header = true, columns = {
+        'preset_id': 'varchar', 'key': 'varchar', 'value': 'varchar', 'required': 'boolean'})
+    where required
+),
 one_tag_presets as (
     select t.key, t.value, list(g order by g) as geometry
-    from read_csv($preset_tags_csv, header = true, columns = {
-        'preset_id': 'varchar', 'key': 'varchar', 'value': 'varchar', 'required': 'boolean'}) as t
+    from required_tags as t
     join read_csv($presets_csv, header = true) as p using (preset_id),
         unnest(string_split(p.geometry, ' ')) as u(g)
-    where t.required and t.preset_id not in (
-        select preset_id from read_csv($preset_tags_csv, header = true)
-        where required group by preset_id having count(*) > 1
+    where t.preset_id in (
+        select preset_id from required_tags group by preset_id having count(*) = 1
     )
     group by t.key, t.value
 ),

@@ -67,8 +67,7 @@ def featurise(rows: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
                     "tag_text(k, v) as text, key_text(k) as key_text from unnest($k) as a(k) "
                     "positional join unnest($v) as b(v)",
                     {"k": [k for k, _ in rows], "v": [v for _, v in rows]})
-        queries.load(tag_visibility.SQL)["tag_facts"].run(
-            con, **{p: queries.seed_path(f) for p, f in tag_visibility.FACT_FILES.items()})
+        tag_visibility.make_facts(con)
         texts = con.execute("select text, key_text, facts from tag_texts "
                             "join tag_facts using (key, value) order by tag_texts.rowid").fetchall()
     encoder = load_text_encoder()
@@ -301,8 +300,7 @@ def test_facts_say_how_osm_draws_a_tag_and_what_id_makes_of_it():
         con.execute("create temp table tag_texts as select k as key, v as value "
                     "from unnest($k) as a(k) positional join unnest($v) as b(v)",
                     {"k": [k for k, _ in rows], "v": [v for _, v in rows]})
-        queries.load(tag_visibility.SQL)["tag_facts"].run(
-            con, **{p: queries.seed_path(f) for p, f in tag_visibility.FACT_FILES.items()})
+        tag_visibility.make_facts(con)
         facts = {(k, v): f for k, v, f in con.execute("select * from tag_facts").fetchall()}
     building, other, survey = (facts[r] for r in rows[:3])
     assert building[2] > 0.99 and other[:3] == other[3:6] == building[3:6]  # polygons; the key's

@@ -30,14 +30,16 @@ import json, sys, time
 from pathlib import Path
 import skyscript_db
 from skyscript_db.config import IngestConfig
-from skyscript_db.etl.ingest import Source, read
+from skyscript_db.etl.ingest import Source, stage_files, write
 from skyscript_db.etl.osm import DEFAULT_LOCATION_INDEX
 from skyscript_db.etl.stage import transaction
 con = skyscript_db.connect(sys.argv[2])
 t = time.perf_counter()
+# as the pipeline runs it: the reading before the stage's transaction, the writing inside
+files = [Source(sys.argv[1], Path(sys.argv[1]))]
+stage_files(con, files, IngestConfig(), DEFAULT_LOCATION_INDEX)
 with transaction(con):
-    result = read(con, [Source(sys.argv[1], Path(sys.argv[1]))], IngestConfig(),
-                  DEFAULT_LOCATION_INDEX)
+    result = write(con, files, IngestConfig(), DEFAULT_LOCATION_INDEX)
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "objects": result.rows_out, **result.info}))
 """

@@ -4,6 +4,7 @@ build_info, clipped and tag-filtered as asked."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import tempfile
 import time
@@ -60,8 +61,9 @@ class Source:
 
 @dataclass(frozen=True)
 class IngestStage:
-    """Reads `options.pbf` (the pipeline resolves it) and replaces what an earlier ingest wrote,
-    in one transaction: a bad or truncated file leaves the database unchanged."""
+    """Reads `options.pbf` (the pipeline resolves it) into temp tables, then replaces what an
+    earlier ingest wrote in one transaction: a bad or truncated file leaves the database
+    unchanged."""
 
     name: str = STAGE
     upstream: tuple[str, ...] = ()
@@ -84,11 +86,16 @@ class IngestStage:
         return fingerprint(checksums, selection(options.ingest), rules, queries.sql_text(SQL),
                            build_info.version("skyscript-db"))
 
-    def run(self, ctx: Context, options: Options) -> StageResult:
+    def prepare(self, ctx: Context, options: Options) -> None:
+        """The reading, before the stage's transaction: it writes temp tables only."""
         found = sources(options, ctx.progress("download"))
         for source in found:
             check_pbf(source.path)
-        return read(ctx.con, found, options.ingest, self.location_index, ctx.progress(STAGE))
+        stage_files(ctx.con, found, options.ingest, self.location_index, ctx.progress(STAGE))
+
+    def run(self, ctx: Context, options: Options) -> StageResult:
+        found = sources(options, ctx.progress("download"))
+        return write(ctx.con, found, options.ingest, self.location_index)
 
 
 def sources(options: Options, on_progress: Callable[[int, int | None], None] | None = None
@@ -107,12 +114,13 @@ def selection(config: IngestConfig) -> dict[str, Any]:
             if config.tags_filter else None}
 
 
-def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConfig,
-         location_index: str, on_progress: ProgressCallback | None = None) -> StageResult:
-    """The work of the stage: per file, tags, nodes and ways through DuckDB's ST_ReadOSM and
-    relation areas through pyosmium, kept by the clip and the tag filter; then the newest
-    version of each element, joined and classified by sql/00_ingest.sql.
-    `on_progress(done, total)` counts the steps of reading the files."""
+def stage_files(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConfig,
+                location_index: str, on_progress: ProgressCallback | None = None) -> None:
+    """Per file, tags, nodes and ways through DuckDB's ST_ReadOSM and relation areas through
+    pyosmium, kept by the clip and the tag filter; then the newest version of each element,
+    classified by sql/00_ingest.sql. Writes temp tables only (ingest_classified, and what was
+    read in ingest_read): DuckDB scans what a transaction wrote several times slower, so this
+    runs before the stage's transaction. `on_progress(done, total)` counts the steps."""
     q = queries.load(SQL)
     clip = clip_area(config.clip) if config.clip else None
     where = asdict(clip) if clip else {"wkt": None, "west": 0, "south": 0, "east": 0, "north": 0}
@@ -144,6 +152,17 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConf
             q[name].run(con)
         clipped += q["clip_objects"].run(con, clip=area["clip"]).fetchone()[0]
         read_counts["clipped_ways_relations"] += clipped
+    q["save_read"].run(con, read=json.dumps({**read_counts, **timings}))
+
+
+def write(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConfig,
+          location_index: str) -> StageResult:
+    """What stage_files left on `con` into osm_objects, osm_tags, osm_rejects and build_info
+    (replacing earlier ones); the staging tables go."""
+    q = queries.load(SQL)
+    read_counts = json.loads(q["read"].row(con)["read"])
+    timings = {k: read_counts.pop(k) for k in ("read_s", "assemble_s")}
+    with _timed(timings, "write_s"):
         for name in ("objects", "tags", "rejects", "area_rules"):
             q[name].run(con)
     counts = q["counts"].row(con)
@@ -173,19 +192,25 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
         relation_areas = None if clipped else stack.enter_context(
             osm.relation_areas_in_background(source.path, location_index))
         q["read_elements"].run(con, file=number, path=str(source.path), **area)
+        if clipped:
+            for name in ("clip_member_ways", "clip_untagged_ways"):
+                q[name].run(con, file=number)
         counts = q["file_counts"].row(con, file=number)
         counts["tag_filtered"] = q["tag_filter"].run(con, file=number).fetchone()[0] \
             if rules else 0
         step()
         q["read_nodes"].run(con, path=str(source.path))
-        counts["clipped_ways_relations"] = q["clip_ways"].run(
-            con, file=number, **area).fetchone()[0]
+        counts["clipped_ways_relations"] = 0
+        if clipped:
+            q["clip_way_boxes"].run(con, file=number)
+            counts["clipped_ways_relations"] = q["clip_ways"].run(
+                con, file=number, **_box(area)).fetchone()[0]
         step()
         parts = q["way_parts"].row(con, file=number)["parts"]
         for part in range(parts):
             q["way_geometries"].run(con, file=number, part=part, parts=parts)
         step()
-        areas = _clipped_relation_areas(con, number, source.path, area, location_index) \
+        areas = _clipped_relation_areas(con, number, area, location_index) \
             if clipped else relation_areas()
         q["drop_nodes"].run(con)
         con.register("relation_areas", areas)
@@ -197,20 +222,22 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
     return counts
 
 
-def _clipped_relation_areas(con: duckdb.DuckDBPyConnection, number: int, path: Path,
+def _clipped_relation_areas(con: duckdb.DuckDBPyConnection, number: int,
                             area: dict[str, Any], location_index: str) -> pa.Table:
     """The areas of the file's multipolygons that can reach the clip, assembled by pyosmium
     from a small file of those relations, their member ways and their nodes."""
     q = queries.load(SQL)
-    box = {k: area[k] for k in ("west", "south", "east", "north")}
-    q["clip_member_ways"].run(con, file=number, path=str(path))
-    q["clip_relations"].run(con, file=number, **box)
+    q["clip_relations"].run(con, file=number, **_box(area))
     with tempfile.TemporaryDirectory(prefix="skyscript-clip-") as folder:
         subset = Path(folder) / "relations.osm.pbf"
         osm.write_extract(subset, ((kind, q[f"clip_subset_{kind}"].run(con).to_arrow_reader())
                                    for kind in ("nodes", "ways", "relations")))
         return pa.Table.from_batches(osm.relation_areas(subset, location_index=location_index),
                                      schema=osm.AREA_SCHEMA)
+
+
+def _box(area: dict[str, Any]) -> dict[str, float]:
+    return {k: area[k] for k in ("west", "south", "east", "north")}
 
 
 def _keep_newest(con: duckdb.DuckDBPyConnection, files: list[Source]) -> int:

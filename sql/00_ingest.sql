@@ -28,7 +28,8 @@ create or replace temp table ingest_elements (
 
 -- name: read_elements
 -- One file's tagged elements; nodes outside the clip are dropped as they are read (the bounding
--- box first: cheap, and most nodes of a large file fail it).
+-- box first: cheap, and most nodes of a large file fail it). With a clip the untagged ways come
+-- too, in the same pass: multipolygons near the clip are assembled from them (clip_member_ways).
 insert into ingest_elements
 select
     $file,
@@ -45,7 +46,8 @@ select
        list_filter(ref_roles, (r, i) -> ref_types[i] = 'way'), null),
     kind = 'way' and len(refs) >= 4 and refs[1] = refs[-1] as is_closed
 from ST_ReadOSM($path)
-where cardinality(tags) > 0 and kind in ('node', 'way', 'relation')
+where (cardinality(tags) > 0 or (kind = 'way' and $clip::varchar is not null))
+    and kind in ('node', 'way', 'relation')
     and (kind <> 'node' or $clip::varchar is null
         or (lon between $west and $east and lat between $south and $north
             and st_intersects(st_point(lon, lat), st_geomfromtext($clip))));
@@ -110,50 +112,53 @@ create or replace temp table ingest_geometries (
     error varchar
 );
 
--- name: clip_ways
--- With a clip: one file's ways whose nodes' bounding box misses the clip's bounding box go
--- before their geometries are built (a way with no node located cannot be placed either).
--- Returns how many.
-delete from ingest_elements as e
-where $clip::varchar is not null
-    and e.file = $file and e.osm_type = 'way'
-    and e.osm_id not in (
-        -- the few ways near the clip: cheaper to name than the many far from it
-        select w.osm_id
-        from (
-            select osm_id, unnest(refs) as ref
-            from ingest_elements
-            where file = $file and osm_type = 'way' and $clip::varchar is not null
-        ) as w
-        join ingest_nodes as n on n.id = w.ref
-        group by w.osm_id
-        having max(n.lon) >= $west and min(n.lon) <= $east
-            and max(n.lat) >= $south and min(n.lat) <= $north
-    );
-
 -- name: clip_member_ways
 -- With a clip, relation areas are assembled from a small file of the relations that can reach
--- it (etl/osm.py writes it) instead of a pass over the whole extract: the multipolygons kept so
--- far whose member ways' bounding box (it holds their area) meets the clip's. Their member
--- ways, most of them untagged and so not among the elements, are read here.
+-- it (etl/osm.py writes it) instead of a pass over the whole extract. The member ways of the
+-- file's multipolygons, tagged or not, are set aside here; then the untagged ways go.
 create or replace temp table ingest_member_ways as
-select id, refs
-from ST_ReadOSM($path)
-where kind = 'way' and id in (
+select osm_id as id, refs
+from ingest_elements
+where file = $file and osm_type = 'way' and osm_id in (
     select unnest(refs) from ingest_elements
     where file = $file and osm_type = 'relation' and tags['type'] in ('multipolygon', 'boundary')
 );
 
+-- name: clip_untagged_ways
+delete from ingest_elements
+where file = $file and osm_type = 'way' and coalesce(cardinality(tags), 0) = 0;
+
+-- name: clip_way_boxes
+-- With a clip: the bounding box of each of one file's ways, tagged or a multipolygon's member,
+-- from its nodes' coordinates (a way with no node located gets none). One join for both.
+create or replace temp table ingest_way_boxes as
+with ways as (
+    select osm_id as id, refs from ingest_elements where file = $file and osm_type = 'way'
+    union all
+    select id, refs from ingest_member_ways
+    where id not in (select osm_id from ingest_elements where file = $file and osm_type = 'way')
+)
+select w.id, min(n.lon) as west, max(n.lon) as east, min(n.lat) as south, max(n.lat) as north
+from (select id, unnest(refs) as ref from ways) as w
+join ingest_nodes as n on n.id = w.ref
+group by w.id;
+
+-- name: clip_ways
+-- With a clip: one file's ways whose bounding box misses the clip's go before their geometries
+-- are built. Returns how many.
+delete from ingest_elements as e
+where e.file = $file and e.osm_type = 'way'
+    and e.osm_id not in (
+        -- the few ways near the clip: cheaper to name than the many far from it
+        select id from ingest_way_boxes
+        where east >= $west and west <= $east and north >= $south and south <= $north
+    );
+
 -- name: clip_relations
+-- The multipolygons kept so far whose member ways' bounding box (it holds their area) meets
+-- the clip's.
 create or replace temp table ingest_clip_relations as
-with
-boxes as (
-    select w.id, min(n.lon) as west, max(n.lon) as east, min(n.lat) as south, max(n.lat) as north
-    from (select id, unnest(refs) as ref from ingest_member_ways) as w
-    join ingest_nodes as n on n.id = w.ref
-    group by w.id
-),
-near as (
+with near as (
     select r.osm_id
     from (
         select osm_id, unnest(refs) as way
@@ -161,7 +166,7 @@ near as (
         where file = $file and osm_type = 'relation'
             and tags['type'] in ('multipolygon', 'boundary')
     ) as r
-    join boxes as b on b.id = r.way
+    join ingest_way_boxes as b on b.id = r.way
     group by r.osm_id
     having max(b.east) >= $west and min(b.west) <= $east
         and max(b.north) >= $south and min(b.south) <= $north
@@ -440,6 +445,14 @@ delete from ingest_classified
 where $clip::varchar is not null
     and (geom is null or not st_intersects(geom, st_geomfromtext($clip)));
 
+-- name: save_read
+-- What reading counted (elements, tag-filtered, clipped, duplicates; seconds), as JSON, for the
+-- part of the stage that writes (etl/ingest.py: reading runs before the stage's transaction).
+create or replace temp table ingest_read as select $read::varchar as read;
+
+-- name: read
+select read from ingest_read;
+
 -- name: objects
 insert into osm_objects
 select osm_type, osm_id, kind, tags, geom
@@ -484,6 +497,8 @@ drop table if exists ingest_versions;
 drop table if exists ingest_older;
 drop table if exists ingest_member_ways;
 drop table if exists ingest_clip_relations;
+drop table if exists ingest_way_boxes;
+drop table if exists ingest_read;
 
 -- name: clip_area
 -- A clip area given as WKT ($wkt) or as GeoJSON geometries ($geojson, their union), with what

@@ -46,7 +46,7 @@ def nested_cv(x: np.ndarray, y: np.ndarray, keys: np.ndarray, scoring: str, prot
     for train, test in splitter.split(x, y, keys if grouped else None):
         search = classifier.fit_search(x[train], y[train], scoring, folds(protocol, seed), seed,
                                        vector_width, groups=keys[train] if grouped else None)
-        chosen.append(classifier.chosen(search))
+        chosen.append(search.params)
         predicted["model"][test] = search.predict(x[test])
         overall = np.bincount(y[train]).argmax()
         by_key = _key_majority(keys[train], y[train])

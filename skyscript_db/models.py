@@ -192,8 +192,10 @@ class _MiniLM:
     device: str
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        # Batches of 32 (sentence-transformers' default; it sorts texts by length): 4,000 tag
+        # texts in 7.7 s on 2 cores against 11.0 s in batches of 256, which pad more.
         vectors = _load_minilm(self.device).encode(
-            texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True,
+            texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
             show_progress_bar=False)
         return vectors.astype(np.float32)
 

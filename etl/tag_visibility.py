@@ -153,9 +153,8 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
     facts = [queries.sql_text(SQL)] + [queries.seed_digest(f) for f in FACT_FILES.values()]
     model_id = "tags-" + fingerprint(encoder_id, labels_sha256, facts, CV_SEED,
                                      classifier.SKLEARN_VERSION, classifier.PCA_SIZES,
-                                     classifier.PCA_SOLVER, classifier.C_VALUES,
-                                     classifier.CLASS_WEIGHTS, classifier.FACT_WEIGHT,
-                                     classifier.FOLDS)[:12]
+                                     classifier.C_VALUES, classifier.CLASS_WEIGHTS,
+                                     classifier.FACT_WEIGHT, classifier.FOLDS)[:12]
     if not retrain:
         tag_cache.run(con, "cache_pull_model", model_id=model_id)
     stored = q["find_model"].row(con, model_id=model_id)

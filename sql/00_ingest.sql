@@ -242,9 +242,10 @@ located as (
     left join ingest_nodes as n on n.id = w.ref
     group by w.osm_id
 ),
-lines as (
+lines as materialized (
     -- libosmium's rule: a point equal to the one before it is dropped.
     -- (inside if(): DuckDB may test the conditions below in any order)
+    -- (materialized: kept and failed both read it, and DuckDB would build every line twice)
     select
         osm_id,
         is_closed,

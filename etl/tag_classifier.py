@@ -143,8 +143,14 @@ def fit_search(x: np.ndarray, y: np.ndarray, scoring: str, folds: Any, seed: int
 
     splits = list(folds.split(x, y, groups))
     grid = _grid(len(x), vector_width)
-    per_fold = Parallel(n_jobs=-1)(delayed(_fold)(x, y, train, test, grid, scoring, seed,
-                                                  vector_width) for train, test in splits)
+    by_size = {size: list(settings) for size, settings in itertools.groupby(grid, lambda g: g[0])}
+    # one task per fold and PCA size: 20 even tasks keep both workers busy, 5 folds would not
+    tasks = [(fold, size) for fold in range(len(splits)) for size in by_size]
+    done = Parallel(n_jobs=-1)(delayed(_scores)(x, y, *splits[fold], by_size[size], scoring,
+                                                seed, vector_width) for fold, size in tasks)
+    per_fold: list[dict] = [{} for _ in splits]
+    for (fold, _), scores in zip(tasks, done):
+        per_fold[fold].update(scores)
     mean = {setting: float(np.mean([fold[setting][0] for fold in per_fold])) for setting in grid}
     best = max(mean, key=mean.__getitem__)
     predicted = np.empty_like(y)
@@ -157,27 +163,26 @@ def fit_search(x: np.ndarray, y: np.ndarray, scoring: str, folds: Any, seed: int
                   mean[best], predicted)
 
 
-def _fold(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
-          grid: list[tuple], scoring: str, seed: int,
-          vector_width: int) -> dict[tuple, tuple[float, np.ndarray]]:
-    """Every setting's score and test predictions on one fold; the features (the PCA) are
-    fitted once per size, not once per setting."""
+def _scores(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+            settings: list[tuple], scoring: str, seed: int,
+            vector_width: int) -> dict[tuple, tuple[float, np.ndarray]]:
+    """The score and test predictions on one fold of each setting (all of one PCA size: the
+    features are fitted once for them)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import get_scorer
 
     scorer = get_scorer(scoring)
+    size = settings[0][0]
+    features = _pipeline(size, 1.0, None, seed, vector_width).named_steps["features"]
+    fitted, tested = features.fit_transform(x[train]), features.transform(x[test])
     results = {}
-    for size, settings in itertools.groupby(grid, key=lambda setting: setting[0]):
-        features = _pipeline(size, 1.0, None, seed, vector_width).named_steps["features"]
-        fitted, tested = features.fit_transform(x[train]), features.transform(x[test])
-        for _, c, class_weight in settings:
-            model = _pipeline(size, c, class_weight, seed, vector_width).named_steps["logreg"]
-            with warnings.catch_warnings():
-                # A poorly regularised candidate may not converge; it then scores low.
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(fitted, y[train])
-            results[size, c, class_weight] = (scorer(model, tested, y[test]),
-                                              model.predict(tested))
+    for setting in settings:
+        model = _pipeline(*setting, seed, vector_width).named_steps["logreg"]
+        with warnings.catch_warnings():
+            # A poorly regularised candidate may not converge; it then scores low.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(fitted, y[train])
+        results[setting] = (scorer(model, tested, y[test]), model.predict(tested))
     return results
 
 

@@ -1,9 +1,10 @@
-"""SQL-stage benchmark: every stage after ingest, on the eleven extracts and on twice that input.
+"""SQL-stage benchmark: every stage after ingest, on the eleven extracts and on 2, 4 and 8 copies.
 
-The doubled input is the eleven extracts plus a synthetic twin of them (every id offset, every
-node moved 1° east): the same density of objects and tags over twice the area. Times are each
-stage's own transaction, as recorded in stage_runs. Writes bench/results/sql.md.
-Usage: python bench/sql.py [--repeat N]
+A copy is the eleven extracts shifted (every id offset, every node moved east; bench/copies.py):
+the same density of objects and tags over n times the area. Times are each stage's own run, as
+recorded in stage_runs. Writes bench/results/sql.md: a table per input, then the scale curve
+(each stage's time on n copies over its time on one: n or less is linear or better).
+Usage: python bench/sql.py [--repeat N] [--copies 1,2,4,8]
 """
 
 from __future__ import annotations
@@ -49,13 +50,16 @@ def time_stages(pbf: Path, repeat: int) -> tuple[dict[str, list[float]], dict[st
 def main() -> None:
     options = parser(__doc__)
     options.add_argument("--repeat", type=int, default=3)
+    options.add_argument("--copies", default="1,2,4,8")
     args = options.parse_args()
-    pbf, repeat = (SMALL, 1) if args.quick else (ELEVEN, args.repeat)
+    pbf, repeat, copies = (SMALL, 1, [1, 2]) if args.quick else \
+        (ELEVEN, args.repeat, [int(n) for n in args.copies.split(",")])
     results = report_path(args, "sql")
+    runs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        doubled = write_copies(pbf, Path(tmp) / "doubled.osm.pbf", 2)
-        runs = {pbf.name: time_stages(pbf, repeat),
-                "doubled (the same + a shifted twin)": time_stages(doubled, repeat)}
+        for n in copies:
+            source = pbf if n == 1 else write_copies(pbf, Path(tmp) / f"x{n}.osm.pbf", n)
+            runs[n] = time_stages(source, repeat)
     lines = [
         "# SQL stages benchmark",
         "",
@@ -65,24 +69,37 @@ def main() -> None:
         "tag classifier and has its own benchmark (bench/results/tag_classifier.md).",
         "",
     ]
-    totals = {}
-    for name, (seconds, rows, objects) in runs.items():
+    medians = {n: {stage: statistics.median(seconds[stage]) for stage in STAGE_NAMES}
+               for n, (seconds, _, _) in runs.items()}
+    for n, (_, rows, objects) in runs.items():
+        name = pbf.name if n == 1 else f"{n} copies of {pbf.name}"
         lines += [f"## {name}: {objects:,} objects", "",
-                  "| stage | median s | rows in | rows out | rows in per s |", "|---|---|---|---|---|"]
-        total = 0.0
-        for stage in STAGE_NAMES:
-            m = statistics.median(seconds[stage])
-            total += m
+                  "| stage | median s | rows in | rows out | rows in per s |",
+                  "|---|---|---|---|---|"]
+        for stage, m in medians[n].items():
             rows_in, rows_out = rows[stage]
             lines.append(f"| {stage} | {m:.3f} | {rows_in:,} | {rows_out:,} | "
                          f"{rows_in / m if m else 0:,.0f} |")
-        lines += [f"| **all SQL stages** | **{total:.2f}** | | | |", ""]
-        totals[name] = (total, objects)
-    (t1, n1), (t2, n2) = totals.values()
-    lines += [f"Doubling the input ({n2 / n1:.2f}× objects) multiplies the SQL time by "
-              f"{t2 / t1:.2f}×.", ""]
+        lines += [f"| **all SQL stages** | **{sum(medians[n].values()):.2f}** | | | |", ""]
+    lines += _scale_curve(medians, {n: objects for n, (_, _, objects) in runs.items()})
     results.write_text("\n".join(lines))
     print(results.read_text())
+
+
+def _scale_curve(medians: dict[int, dict[str, float]], objects: dict[int, int]) -> list[str]:
+    """Each stage's time on n copies over its time on one copy, beside n."""
+    sizes = sorted(medians)
+    curves = {stage: {n: medians[n][stage] for n in sizes} for stage in STAGE_NAMES}
+    curves["all SQL stages"] = {n: sum(medians[n].values()) for n in sizes}
+    lines = ["## Scale curve: time on n copies ÷ time on one", "",
+             "| stage | " + " | ".join(f"{n}× ({objects[n]:,} objects)" for n in sizes) + " |",
+             "|---" * (len(sizes) + 1) + "|"]
+    for stage, seconds in curves.items():
+        base = seconds[sizes[0]]
+        lines.append(f"| {stage} | " + " | ".join(
+            f"{seconds[n] / base:.2f}" if base else "" for n in sizes) + " |")
+    return [*lines, "", "Linear is n (the input grows n-fold); a stage below n gets cheaper per "
+            "object as the input grows (fixed costs: seeds, setup).", ""]
 
 
 if __name__ == "__main__":

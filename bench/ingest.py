@@ -239,7 +239,7 @@ def write_report(report_file, source, counts, n_input, rows, best, baseline, sca
     # bench/clip.py's section, below its marker, is kept
     kept = report_file.read_text().partition(CLIP_MARKER) if report_file.exists() \
         else ("", "", "")
-    report_file.write_text("\n".join(lines) + ("\n\n" + CLIP_MARKER + kept[2] if kept[1] else ""))
+    report_file.write_text("\n".join(lines) + ("\n" + CLIP_MARKER + kept[2] if kept[1] else ""))
 
 
 if __name__ == "__main__":

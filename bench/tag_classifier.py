@@ -108,6 +108,7 @@ def main() -> None:
     if args.quick:  # the caller's user cache (a fit is a minute) and a one-point grid
         pbf, args.repeat = SMALL, 1
         tag_classifier.PCA_SIZES, tag_classifier.C_VALUES = (64,), (1.0,)
+        tag_classifier.FACT_WEIGHTS = (0.3,)
     with tempfile.TemporaryDirectory() as tmp:
         if not args.quick:
             os.environ["SKYSCRIPT_CACHE"] = str(Path(tmp) / "cache")  # an empty user cache
@@ -133,17 +134,19 @@ def main() -> None:
         f"Run {datetime.date.today()} on {os.cpu_count()} cores with the offline encoder "
         f"({report['encoder_id']}); labelled set sql/seeds/tag_labels.csv. Features: the "
         "embeddings of \"key value\" and of the key, reduced by PCA, beside the tag's facts "
-        "(shares of points, lines and polygons for the tag and its key, from seed "
-        "tag_geometry.csv; the geometries of the iD editor's presets for the tag and the key; "
-        "the key's field kind; yes/no and numeric values), standardised and damped by "
-        f"{tag_classifier.FACT_WEIGHT}; then logistic regression; PCA size, C and class weights "
-        "chosen by 5-fold CV, then refit on all labels.",
+        "(for the tag and its key, from seed tag_geometry.csv: the shares of points, lines and "
+        "polygons, and of objects inside a building, also tagged building, also tagged highway; "
+        "the geometries of the iD editor's presets for the tag and the key; the key's field "
+        "kind; yes/no and numeric values), standardised and weighted; then logistic "
+        "regression; PCA size, the facts' weight "
+        f"({', '.join(map(str, tag_classifier.FACT_WEIGHTS))}), C and class weights chosen by "
+        "5-fold CV, then refit on all labels.",
         "",
         "## Quality: nested 5-fold cross-validation, by tag and by key",
         "",
-        "The whole fitting procedure (the grid search over PCA size, C and class weights "
-        "included) runs inside each outer training part, so no score saw its test labels. *By "
-        "tag*: stratified folds over labels (a key's other values are in training). *By key*: no "
+        "The whole fitting procedure (the grid search over PCA size, the facts' weight, C and "
+        "class weights included) runs inside each outer training part, so no score saw its test "
+        "labels. *By tag*: stratified folds over labels (a key's other values are in training). *By key*: no "
         "key in both parts (inner folds too): the accuracy on keys the labels never saw. "
         "Baselines on the same outer folds: the majority class, and the key majority (a test "
         "tag gets its key's most frequent label in training; the overall majority when the key "

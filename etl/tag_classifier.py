@@ -3,16 +3,16 @@
 A tag's features are the text embeddings of "key value" and of the key alone, side by side: the
 key's own vector tells `building yes` from `wheelchair yes`, which the sentence alone blurs (it
 lifts stage-1 cross-validated accuracy from about 0.82 to about 0.85 with the offline encoder).
-PCA reduces the vectors; beside them, standardised and damped by FACT_WEIGHT, go the tag's facts
-(sql/20_tag_visibility.sql, section tag_facts: how OSM draws the tag and its key, what the iD
-editor makes of them), which carry a tag whose key no label has (on the same labels, stage-2
-macro-F1 by key from 0.43 to 0.51: bench/results/tag_classifier.md).
+PCA reduces the vectors; beside them, standardised and weighted, go the tag's facts
+(sql/20_tag_visibility.sql, section tag_facts: how OSM draws the tag and its key, where its
+objects lie, what the iD editor makes of them), which carry a tag whose key no label has
+(bench/results/tag_classifier.md).
 
 Stage 1 (`visible`): can the tag be seen from above at all? Binary, trained on every label.
 Stage 2 (`gsd`): the largest GSD at which it is still seen, one of GSD_CLASSES, trained on the
-visible labels only. For each stage the PCA size, the regularisation C and the class weights are
-chosen by stratified 5-fold cross-validation, then the pipeline is refit on all labels. The report
-gives, per stage, the out-of-fold predictions of the chosen setting on the same folds (accuracy,
+visible labels only. For each stage the PCA size, the facts' weight, the regularisation C and
+the class weights are chosen by stratified 5-fold cross-validation, then the pipeline is refit
+on all labels. The report gives, per stage, the out-of-fold predictions of the chosen setting on the same folds (accuracy,
 macro-F1, confusion matrix) beside the chosen hyper-parameters.
 """
 
@@ -37,8 +37,9 @@ GSD_CLASSES = (0.1, 0.2, 0.6, 1.0, 10.0)
 PCA_SIZES = (64, 128, 256, 512)
 C_VALUES = (0.3, 1.0, 3.0, 10.0, 30.0)
 CLASS_WEIGHTS = (None, "balanced")
+FACT_WEIGHTS = (0.1, 0.3)  # a fact's standardised scale against the PCA components
 FOLDS = 5
-FACT_WEIGHT = 0.1  # a fact's standardised scale against the PCA components of the vectors
+PARAMS = ("n_components", "fact_weight", "C", "class_weight")
 
 
 @dataclass
@@ -134,7 +135,7 @@ class Search:
 
 def fit_search(x: np.ndarray, y: np.ndarray, scoring: str, folds: Any, seed: int,
                vector_width: int, groups: np.ndarray | None = None) -> Search:
-    """Choose a stage's PCA size, C and class weights by their mean `scoring` on `folds` (any
+    """Choose a stage's setting (PARAMS) by its mean `scoring` on `folds` (any
     scikit-learn splitter; the first of equals in grid order), then refit the pipeline on all
     of `x`: GridSearchCV's choice, without its cost of copying and caching the pipeline for
     each setting, and with the chosen setting's out-of-fold predictions kept."""
@@ -159,36 +160,37 @@ def fit_search(x: np.ndarray, y: np.ndarray, scoring: str, folds: Any, seed: int
     # One BLAS thread: on small matrices a second one makes logistic regression many times slower.
     with threadpool_limits(1):
         estimator = _pipeline(*best, seed, vector_width).fit(x, y)
-    return Search(estimator, dict(zip(("n_components", "C", "class_weight"), best)),
-                  mean[best], predicted)
+    return Search(estimator, dict(zip(PARAMS, best)), mean[best], predicted)
 
 
 def _scores(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
             settings: list[tuple], scoring: str, seed: int,
             vector_width: int) -> dict[tuple, tuple[float, np.ndarray]]:
     """The score and test predictions on one fold of each setting (all of one PCA size: the
-    features are fitted once for them)."""
+    features are fitted once for them, the facts then weighted per setting)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import get_scorer
 
     scorer = get_scorer(scoring)
     size = settings[0][0]
-    features = _pipeline(size, 1.0, None, seed, vector_width).named_steps["features"]
+    features = _pipeline(size, 1.0, 1.0, None, seed, vector_width).named_steps["features"]
     fitted, tested = features.fit_transform(x[train]), features.transform(x[test])
     results = {}
     for setting in settings:
+        weight = np.r_[np.ones(size), np.full(fitted.shape[1] - size, setting[1])]
         model = _pipeline(*setting, seed, vector_width).named_steps["logreg"]
         with warnings.catch_warnings():
             # A poorly regularised candidate may not converge; it then scores low.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(fitted, y[train])
-        results[setting] = (scorer(model, tested, y[test]), model.predict(tested))
+            model.fit(fitted * weight, y[train])
+        results[setting] = (scorer(model, tested * weight, y[test]),
+                            model.predict(tested * weight))
     return results
 
 
-def _pipeline(size: int, c: float, class_weight: str | None, seed: int,
+def _pipeline(size: int, fact_weight: float, c: float, class_weight: str | None, seed: int,
               vector_width: int) -> Pipeline:
-    """PCA of the text vectors beside the standardised, damped facts; logistic regression."""
+    """PCA of the text vectors beside the standardised, weighted facts; logistic regression."""
     from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
@@ -198,24 +200,24 @@ def _pipeline(size: int, c: float, class_weight: str | None, seed: int,
     return Pipeline([
         ("features", ColumnTransformer([
             ("pca", PCA(size, random_state=seed), slice(0, vector_width)),
-            ("facts", make_pipeline(StandardScaler(), FunctionTransformer(_damp)),
-             slice(vector_width, None)),
+            ("facts", make_pipeline(StandardScaler(), FunctionTransformer(
+                _weigh, kw_args={"weight": fact_weight})), slice(vector_width, None)),
         ])),
         ("logreg", LogisticRegression(C=c, class_weight=class_weight, max_iter=2000,
                                       random_state=seed)),
     ])
 
 
-def _grid(n: int, dim: int) -> list[tuple[int, float, str | None]]:
-    """(PCA size, C, class weight) in GridSearchCV's order; PCA sizes that fit the training
-    part of every fold (a small label set gets smaller ones)."""
+def _grid(n: int, dim: int) -> list[tuple[int, float, float, str | None]]:
+    """Settings (PARAMS) in GridSearchCV's order; PCA sizes that fit the training part of every
+    fold (a small label set gets smaller ones)."""
     largest = min(dim, n - n // FOLDS - 1)
     sizes = [s for s in PCA_SIZES if s <= largest] or [largest]
-    return list(itertools.product(sizes, C_VALUES, CLASS_WEIGHTS))
+    return list(itertools.product(sizes, FACT_WEIGHTS, C_VALUES, CLASS_WEIGHTS))
 
 
-def _damp(facts: np.ndarray) -> np.ndarray:
-    return facts * FACT_WEIGHT
+def _weigh(facts: np.ndarray, weight: float) -> np.ndarray:
+    return facts * weight
 
 
 def report_markdown(report: dict[str, Any]) -> str:

@@ -154,7 +154,7 @@ def stored_or_trained(con: duckdb.DuckDBPyConnection, encoder_id: str,
     model_id = "tags-" + fingerprint(encoder_id, labels_sha256, facts, CV_SEED,
                                      classifier.SKLEARN_VERSION, classifier.PCA_SIZES,
                                      classifier.C_VALUES, classifier.CLASS_WEIGHTS,
-                                     classifier.FACT_WEIGHT, classifier.FOLDS)[:12]
+                                     classifier.FACT_WEIGHTS, classifier.FOLDS)[:12]
     if not retrain:
         tag_cache.run(con, "cache_pull_model", model_id=model_id)
     stored = q["find_model"].row(con, model_id=model_id)

@@ -1,4 +1,10 @@
--- Stage tag_stats: how often each tag occurs, by geometry kind and by 0.01° grid cell.
+-- Stage tag_stats: how often each tag occurs, by geometry kind and by 0.01° grid cell, and where
+-- its objects stand among the others (the tag classifier's facts):
+--   n_in_building: objects inside another object tagged building (a point, or a point on the
+--     surface of a line or polygon, within that building's polygon): shops and offices are;
+--   n_with_building, n_with_highway: objects that also carry building (not 'no'), or highway
+--     (a tag of those keys does not count its own key): what a building is used for, what a road
+--     is made of.
 -- object_cells lists every grid cell an object's geometry intersects (used by grid selection too).
 
 -- name: object_cells
@@ -27,13 +33,39 @@ final as (
 select distinct * from final
 order by cell_id, osm_type, osm_id;
 
+-- name: in_building
+-- A statement of its own: DuckDB plans its spatial (R-tree) join only for a plain join.
+create or replace temp table objects_in_building as
+with
+buildings as (
+    select osm_type, osm_id, geom from osm_objects
+    where kind = 'polygon' and coalesce(tags['building'], 'no') <> 'no'
+),
+probes as (
+    select osm_type, osm_id, if(kind = 'point', geom, st_pointonsurface(geom)) as probe
+    from osm_objects
+)
+select distinct p.osm_type, p.osm_id
+from probes as p
+join buildings as b on st_within(p.probe, b.geom)
+where not (p.osm_type = b.osm_type and p.osm_id = b.osm_id);
+
 -- name: tag_stats
 create or replace table tag_stats as
 with
 tags as (
-    select t.key, t.value, o.kind, t.osm_type, t.osm_id
+    select
+        t.key,
+        t.value,
+        o.kind,
+        t.osm_type,
+        t.osm_id,
+        i.osm_id is not null as in_building,
+        t.key <> 'building' and coalesce(o.tags['building'], 'no') <> 'no' as with_building,
+        t.key <> 'highway' and o.tags['highway'] is not null as with_highway
     from osm_tags as t
     join osm_objects as o using (osm_type, osm_id)
+    left join objects_in_building as i using (osm_type, osm_id)
 ),
 counts as (
     select
@@ -42,7 +74,10 @@ counts as (
         count(*) as n_objects,
         count(*) filter (where kind = 'point') as n_points,
         count(*) filter (where kind = 'line') as n_lines,
-        count(*) filter (where kind = 'polygon') as n_polygons
+        count(*) filter (where kind = 'polygon') as n_polygons,
+        count(*) filter (where in_building) as n_in_building,
+        count(*) filter (where with_building) as n_with_building,
+        count(*) filter (where with_highway) as n_with_highway
     from tags
     group by key, value
 ),

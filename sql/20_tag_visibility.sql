@@ -67,27 +67,42 @@ from tags;
 --   a tag with no counts takes its key's, a key with none an even split;
 -- - what the iD editor makes of them: the geometries its one-tag preset for the tag, and for the
 --   key, allows; whether the key is an attribute field, and which kind (combo, check, number, ...);
---   whether the value is one of that field's options; yes/no and numeric values.
+--   whether the value is one of that field's options; yes/no and numeric values;
+-- - where their objects stand (tag_stats, same sources): the shares of the tag's, and the key's,
+--   objects inside a building, also tagged building, also tagged highway (indoor shops and
+--   offices, what a building is used for, what a road is made of); each counted as if 5 more
+--   objects had the share 0.2, so that a rare tag says little; a tag with no counts takes its
+--   key's.
 create or replace temp table tag_facts as
 with
 seed as (
     select * from read_csv($geometry_csv, header = true, columns = {
         'key': 'varchar', 'value': 'varchar',
-        'n_points': 'bigint', 'n_lines': 'bigint', 'n_polygons': 'bigint'})
+        'n_points': 'bigint', 'n_lines': 'bigint', 'n_polygons': 'bigint',
+        'n_in_building': 'bigint', 'n_with_building': 'bigint', 'n_with_highway': 'bigint'})
 ),
 counts as (  -- a key's own row has value null
-    select key, nullif(value, '*') as value, n_points, n_lines, n_polygons from seed
+    select * replace (nullif(value, '*') as value) from seed
     union all
-    select key, value, n_points, n_lines, n_polygons from tag_stats
+    select key, value, n_points, n_lines, n_polygons, n_in_building, n_with_building,
+        n_with_highway
+    from tag_stats
     anti join seed using (key, value)
     union all
-    select key, null, sum(n_points), sum(n_lines), sum(n_polygons) from tag_stats
+    select key, null, sum(n_points), sum(n_lines), sum(n_polygons), sum(n_in_building),
+        sum(n_with_building), sum(n_with_highway)
+    from tag_stats
     where key not in (select key from seed where value = '*')
     group by key
 ),
 shares as (
-    select key, value, list_transform([n_points, n_lines, n_polygons]::double[],
-        n -> n / greatest(n_points + n_lines + n_polygons, 1)) as share
+    select
+        key,
+        value,
+        list_transform([n_points, n_lines, n_polygons]::double[],
+            n -> n / greatest(n_points + n_lines + n_polygons, 1)) as share,
+        list_transform([n_in_building, n_with_building, n_with_highway]::double[],
+            n -> (n + 1) / (n_points + n_lines + n_polygons + 5)) as context
     from counts
 ),
 required_tags as (
@@ -125,6 +140,8 @@ select
             || [f.type is not null, o.key is not null, t.value in ('yes', 'no'),
                 regexp_full_match(t.value, '[0-9.]+')],
             b -> coalesce(b, false)::double)
+        || coalesce(s.context, k.context, [0.2, 0.2, 0.2])
+        || coalesce(k.context, [0.2, 0.2, 0.2])
     )::float[] as facts
 from tag_texts as t
 left join shares as s using (key, value)
@@ -136,11 +153,13 @@ left join options as o on o.key = t.key and o.value = t.value;
 
 -- name: geometry_seed
 -- The reference counts of seed tag_geometry.csv (scripts/tag_geometry.py): every labelled tag and
--- every labelled key ('*') of a database built from a large extract, by drawn geometry.
-select key, value, n_points, n_lines, n_polygons
+-- every labelled key ('*') of a database built from a large extract, by drawn geometry and by
+-- where the objects stand.
+select key, value, n_points, n_lines, n_polygons, n_in_building, n_with_building, n_with_highway
 from tag_stats semi join labels_seed using (key, value)
 union all
-select key, '*', sum(n_points), sum(n_lines), sum(n_polygons)
+select key, '*', sum(n_points), sum(n_lines), sum(n_polygons), sum(n_in_building),
+    sum(n_with_building), sum(n_with_highway)
 from tag_stats where key in (select key from labels_seed)
 group by key
 order by key, value;

@@ -62,7 +62,8 @@ def featurise(rows: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
     with duckdb.connect() as con:
         create_macros(con)
         con.execute("create table tag_stats (key varchar, value varchar, n_objects bigint, "
-                    "n_points bigint, n_lines bigint, n_polygons bigint, n_cells bigint)")
+                    "n_points bigint, n_lines bigint, n_polygons bigint, n_in_building bigint, "
+                    "n_with_building bigint, n_with_highway bigint, n_cells bigint)")
         con.execute("create temp table tag_texts as select k as key, v as value, "
                     "tag_text(k, v) as text, key_text(k) as key_text from unnest($k) as a(k) "
                     "positional join unnest($v) as b(v)",
@@ -289,14 +290,17 @@ def test_key_folds_never_put_a_key_in_training_and_test():
 
 def test_facts_say_how_osm_draws_a_tag_and_what_id_makes_of_it():
     """Shares of points, lines, polygons: the seed's for labelled tags, else the database's,
-    else the key's, else an even split; then the iD preset and field facts."""
+    else the key's, else an even split; then the iD preset and field facts; then where the
+    objects stand, from the same counts."""
     rows = [("building", "yes"), ("building", "warehouse_42"), ("survey:point", "x"),
-            ("nosuchkey", "nosuchvalue"), ("surface", "asphalt"), ("oneway", "yes")]
+            ("nosuchkey", "nosuchvalue"), ("surface", "asphalt"), ("oneway", "yes"),
+            ("shop", "bakery"), ("barrier", "gate")]
     with duckdb.connect() as con:
         create_macros(con)
         con.execute("create table tag_stats as select * from (values "
-                    "('survey:point', 'x', 7, 5, 2, 0, 1)) as t(key, value, n_objects, n_points, "
-                    "n_lines, n_polygons, n_cells)")
+                    "('survey:point', 'x', 7, 5, 2, 0, 3, 0, 2, 1)) as t(key, value, n_objects, "
+                    "n_points, n_lines, n_polygons, n_in_building, n_with_building, "
+                    "n_with_highway, n_cells)")
         con.execute("create temp table tag_texts as select k as key, v as value "
                     "from unnest($k) as a(k) positional join unnest($v) as b(v)",
                     {"k": [k for k, _ in rows], "v": [v for _, v in rows]})
@@ -307,7 +311,13 @@ def test_facts_say_how_osm_draws_a_tag_and_what_id_makes_of_it():
     assert survey[:3] == pytest.approx([5 / 7, 2 / 7, 0])  # the database's own counts
     assert facts[rows[3]][:6] == pytest.approx([1 / 3] * 6)
     assert building[6] == 0 and building[11:17] == [1, 1, 0, 0, 1, 0]  # iD: building=*, point/area
-    assert facts[rows[3]][6:] == [0] * 20
+    assert facts[rows[3]][6:26] == [0] * 20
     surface, oneway = facts[("surface", "asphalt")], facts[("oneway", "yes")]
     assert surface[17:24] == [1, 0, 0, 0, 0, 1, 1]  # a combo field, asphalt one of its options
     assert oneway[17:22] == [0] * 5 and oneway[22] == oneway[24] == 1  # another field; "yes"
+    # Where the objects stand: inside a building, also building, also highway (5 more at 0.2).
+    assert survey[26:29] == pytest.approx([4 / 12, 1 / 12, 3 / 12])
+    assert facts[rows[3]][26:] == pytest.approx([0.2] * 6)
+    # seed counts (eleven extracts): bakeries stand in buildings, gates do not; asphalt is a road's
+    assert facts[("shop", "bakery")][26] > 0.5 > 0.05 > facts[("barrier", "gate")][26]
+    assert surface[28] > 0.9 and building[27] < 0.05  # a building's own key does not count

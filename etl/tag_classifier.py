@@ -12,8 +12,8 @@ Stage 1 (`visible`): can the tag be seen from above at all? Binary, trained on e
 Stage 2 (`gsd`): the largest GSD at which it is still seen, one of GSD_CLASSES, trained on the
 visible labels only. For each stage the PCA size, the facts' weight, the regularisation C and
 the class weights are chosen by stratified 5-fold cross-validation, then the pipeline is refit
-on all labels. The report gives, per stage, the out-of-fold predictions of the chosen setting on the same folds (accuracy,
-macro-F1, confusion matrix) beside the chosen hyper-parameters.
+on all labels. The report gives, per stage, the out-of-fold predictions of the chosen setting on
+the same folds (accuracy, macro-F1, confusion matrix) beside the chosen hyper-parameters.
 """
 
 from __future__ import annotations

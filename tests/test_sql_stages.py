@@ -98,6 +98,34 @@ def test_tag_stats_are_consistent(eleven_built):
     assert bad_sum == 0 and total == tags and water == water_direct > 0
 
 
+def test_tag_stats_say_where_objects_stand(eleven_built):
+    """Shops stand inside buildings, barriers do not; surfaces are roads'; a building's own key
+    never counts as 'also a building'; and the count of one tag agrees with a direct check."""
+    with skyscript_db.connect(eleven_built, read_only=True) as con:
+        share = dict(con.execute(
+            "select key, list_transform([sum(n_in_building), sum(n_with_building), "
+            "sum(n_with_highway)], n -> n / sum(n_objects)) from tag_stats group by key"
+        ).fetchall())
+        bad = con.execute("select count(*) from tag_stats where greatest(n_in_building, "
+                          "n_with_building, n_with_highway) > n_objects").fetchone()[0]
+        counted, direct = con.execute("""
+            with bakeries as (
+                select osm_type, osm_id, geom from osm_objects where tags['shop'] = 'bakery'
+            )
+            select
+                (select n_in_building from tag_stats where key = 'shop' and value = 'bakery'),
+                count(*) filter (where exists (
+                    select 1 from osm_objects as b
+                    where b.kind = 'polygon' and coalesce(b.tags['building'], 'no') <> 'no'
+                        and (b.osm_type, b.osm_id) <> (k.osm_type, k.osm_id)
+                        and st_contains(b.geom, if(st_geometrytype(k.geom) = 'POINT', k.geom,
+                                                   st_pointonsurface(k.geom)))))
+            from bakeries as k""").fetchone()
+    assert bad == 0 and counted == direct > 10
+    assert share["shop"][0] > 0.5 > 0.1 > share["barrier"][0]
+    assert share["surface"][2] > 0.9 and share["building"][1] == 0
+
+
 def test_same_seed_same_rows_other_seed_other_draw(helsinki_db, tmp_path):
     dbs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):

@@ -139,6 +139,7 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
 
 def make_facts(con: duckdb.DuckDBPyConnection) -> None:
     """Table tag_facts for the tags of tag_texts (needs tag_stats)."""
+    queries.load(SQL)["check_stats"].run(con)
     queries.load(SQL)["tag_facts"].run(
         con, **{param: queries.seed_path(file) for param, file in FACT_FILES.items()})
 

@@ -59,6 +59,15 @@ with tags as (
 select key, value, tag_text(key, value) as text, key_text(key) as key_text
 from tags;
 
+-- name: check_stats
+-- tag_stats as an older version wrote it lacks the counts the facts read: say how to rebuild it.
+select error('tag_stats has no column n_in_building (written by an older version of '
+             || 'skyscript-db): rebuild it with `skyscript-db build --db DB --from tag_stats`')
+where not exists (
+    select 1 from duckdb_columns()
+    where table_name = 'tag_stats' and column_name = 'n_in_building'
+);
+
 -- name: tag_facts
 -- What the text vectors miss, as numbers per tag (the classifier's `facts`):
 -- - how OSM draws the key and the tag: shares of points, lines and polygons among the objects that

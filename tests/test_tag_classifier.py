@@ -321,3 +321,15 @@ def test_facts_say_how_osm_draws_a_tag_and_what_id_makes_of_it():
     # seed counts (eleven extracts): bakeries stand in buildings, gates do not; asphalt is a road's
     assert facts[("shop", "bakery")][26] > 0.5 > 0.05 > facts[("barrier", "gate")][26]
     assert surface[28] > 0.9 and building[27] < 0.05  # a building's own key does not count
+
+
+def test_tag_stats_of_an_older_version_name_the_rebuild():
+    with duckdb.connect() as con:
+        create_macros(con)
+        con.execute("create table tag_stats (key varchar, value varchar, n_objects bigint, "
+                    "n_points bigint, n_lines bigint, n_polygons bigint, n_cells bigint)")
+        con.execute("create temp table tag_texts as select 'shop' as key, 'bakery' as value")
+        with pytest.raises(duckdb.InvalidInputException, match=r"n_in_building .*--from tag_stats"):
+            tag_visibility.make_facts(con)
+        assert con.execute("select count(*) from duckdb_tables() "
+                           "where table_name = 'tag_facts'").fetchone()[0] == 0

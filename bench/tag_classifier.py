@@ -148,9 +148,9 @@ def main() -> None:
         "class weights included) runs inside each outer training part, so no score saw its test "
         "labels. *By tag*: stratified folds over labels (a key's other values are in training). "
         "*By key*: no key in both parts (inner folds too): the accuracy on keys the labels "
-        "never saw. Baselines on the same outer folds: the majority class, and the key majority (a test "
-        "tag gets its key's most frequent label in training; the overall majority when the key "
-        "is not there, which is always the case by key).",
+        "never saw. Baselines on the same outer folds: the majority class, and the key "
+        "majority (a test tag gets its key's most frequent label in training; the overall "
+        "majority when the key is not there, which is always the case by key).",
         "",
     ]
     lines += quality_lines

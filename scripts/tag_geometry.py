@@ -1,14 +1,16 @@
 """Write seed sql/seeds/tag_geometry.csv: how OSM draws every labelled tag and key.
 
 The tag classifier's facts (sql/20_tag_visibility.sql, section tag_facts) include the shares of
-points, lines and polygons among the objects carrying a tag and its key. For the labelled tags
-they come from this seed, counted once on a large reference database, so the model trained on the
-labels is the same whichever database trains it:
+points, lines and polygons among the objects carrying a tag and its key, and of those inside a
+building, also tagged building, also tagged highway. For the labelled tags they come from this
+seed, counted once on a large reference database, so the model trained on the labels is the same
+whichever database trains it:
 
     skyscript-db build ../shared/data/osm/eleven-extracts-merged.osm.pbf --db /tmp/ref.duckdb
     python scripts/tag_geometry.py /tmp/ref.duckdb
 
-Columns: key, value ('*': all of the key's values), n_points, n_lines, n_polygons.
+Columns: key, value ('*': all of the key's values), n_points, n_lines, n_polygons, n_in_building,
+n_with_building, n_with_highway (tag_stats' columns).
 """
 
 from __future__ import annotations

@@ -105,9 +105,8 @@ def main() -> None:
         "own. The reading row is the floor of any ingest through DuckDB: the same process start "
         "(imports, the spatial extension) and one pass over every element; the CLI's own start "
         "(its imports) adds about 0.45 s to the ingest rows. osmium's count is larger: "
-        "`extract -b` "
-        "keeps whole every way and relation with a node in the box, and its ingest keeps them "
-        "all; the clip keeps what intersects.",
+        "`extract -b` keeps whole every way and relation with a node in the box, and its "
+        "ingest keeps them all; the clip keeps what intersects.",
         "",
     ]
     if not osmium_tool:

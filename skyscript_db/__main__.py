@@ -1,4 +1,4 @@
-from skyscript_db.cli import app
+from skyscript_db.cli import run
 
 if __name__ == "__main__":
-    app(prog_name="skyscript-db")
+    run()

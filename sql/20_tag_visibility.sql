@@ -188,7 +188,7 @@ select text from (
     select key_text from tag_texts
 )
 anti join (select text from tag_text_embeddings where encoder_id = $encoder_id) using (text)
-order by text;
+order by length(text), text;  -- texts of a length together: the encoder's batches pad less
 
 -- name: insert_embeddings
 insert or ignore into tag_text_embeddings

@@ -119,6 +119,8 @@ def test_library_and_cli_build_the_same_database(town_pbf, tmp_path):
                            str(cli), "--tag-encoder", encoder, "--fetch", "--embed"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    # closed and checkpointed before the console script's exit, which skips the collector
+    assert not Path(f"{cli}.wal").exists()
     assert counts(library) == counts(cli)
     assert counts(library)["embeddings"] == counts(library)["images"] > 50
 

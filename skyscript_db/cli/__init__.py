@@ -5,6 +5,7 @@ tags, captions (rewrite), data (export, train, eval), query (retrieve, sql, info
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Annotated
 
@@ -37,3 +38,14 @@ data.register(app)
 query.register(app)
 imagery.register(app)
 serve.register(app)
+
+
+def run() -> None:
+    """The console script: the app, then an exit that skips the collector's last passes. Torch
+    and transformers leave some 500 K objects; collecting them at interpreter exit costs 1.3 s
+    on 2 cores after every command that loaded a model. Connections and files are closed by
+    then: the commands close them as they finish."""
+    try:
+        app(prog_name="skyscript-db")
+    finally:
+        gc.freeze()

@@ -139,11 +139,15 @@ def stage_files(con: duckdb.DuckDBPyConnection, files: list[Source], config: Ing
     if rules:
         con.executemany(q["insert_tag_rule"].text, [asdict(r) for r in rules])
     q["load_area_rules"].run(con, path=queries.seed_path(AREA_RULES))
-    for number, source in enumerate(files):
-        with _timed(timings, "read_s"):
-            counts = _read_file(con, number, source, area, rules, location_index, step)
-        for key in read_counts:
-            read_counts[key] += counts[key]
+    q["any_order"].run(con)
+    try:
+        for number, source in enumerate(files):
+            with _timed(timings, "read_s"):
+                counts = _read_file(con, number, source, area, rules, location_index, step)
+            for key in read_counts:
+                read_counts[key] += counts[key]
+    finally:
+        q["in_order"].run(con)
     with _timed(timings, "assemble_s"):
         clipped = q["clip_unplaced"].run(con, clip=area["clip"]).fetchone()[0]
         if len(files) > 1:

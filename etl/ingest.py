@@ -212,11 +212,12 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
         step()
         parts = q["way_parts"].row(con, file=number)["parts"]
         for part in range(parts):
-            q["way_geometries"].run(con, file=number, part=part, parts=parts)
+            q["way_lines"].run(con, file=number, part=part, parts=parts)
+            q["way_geometries"].run(con, file=number)
         step()
         areas = _clipped_relation_areas(con, number, area, location_index) \
             if clipped else relation_areas()
-        q["drop_nodes"].run(con)
+        q["drop_way_inputs"].run(con)
         con.register("relation_areas", areas)
         try:
             q["load_geometries"].run(con, file=number, **area)

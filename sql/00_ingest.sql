@@ -227,14 +227,14 @@ refs as (
 select greatest(1, ceil(refs.n * 200 / (memory.bytes / 2)))::integer as parts
 from refs, memory;
 
--- name: way_geometries
+-- name: way_lines
 -- One part ($part of $parts, by hash of the id) of one file's kept ways: the line through their
--- nodes' coordinates, and for closed ways also the polygon it bounds (which of the two a way
--- keeps is a tag rule, see classify). A node missing from the file (a clipped extract) leaves
--- the way without geometry. With a clip, clip_ways has already dropped the ways far from it
--- (the exact test waits until each element's geometry is chosen: a closed way's ring may miss
--- the clip where its area covers it).
-insert into ingest_geometries
+-- nodes' coordinates (a node missing from the file, as in a clipped extract, leaves the way
+-- without one). With a clip, clip_ways has already dropped the ways far from it (the exact test
+-- waits until each element's geometry is chosen: a closed way's ring may miss the clip where
+-- its area covers it). A table of its own, read by way_geometries: in one statement DuckDB
+-- pushes the tests on a line into the steps before it and builds every line three times.
+create or replace temp table ingest_way_lines as
 with
 way_nodes as (
     select osm_id, is_closed, unnest(refs) as ref, generate_subscripts(refs, 1) as pos
@@ -250,45 +250,40 @@ located as (
     from way_nodes as w
     left join ingest_nodes as n on n.id = w.ref
     group by w.osm_id
-),
-lines as materialized (
-    -- libosmium's rule: a point equal to the one before it is dropped.
-    -- (inside if(): DuckDB may test the conditions below in any order)
-    -- (materialized: kept and failed both read it, and DuckDB would build every line twice)
-    select
-        osm_id,
-        is_closed,
-        if(missing = 0 and len(nodes) >= 2,
-           st_removerepeatedpoints(st_makeline(list_transform(nodes, p -> st_point(p.x, p.y)))),
-           null) as geom
-    from located
-    where missing = 0 and len(nodes) >= 2
-),
-kept as (
-    select * from lines where st_npoints(geom) >= 2
-),
+)
+select
+    osm_id,
+    is_closed,
+    missing,
+    -- libosmium's rule: a point equal to the one before it is dropped
+    if(missing = 0 and len(nodes) >= 2,
+       st_removerepeatedpoints(st_makeline(list_transform(nodes, p -> st_point(p.x, p.y)))),
+       null) as geom
+from located;
+
+-- name: way_geometries
+-- Those ways' lines, and for closed ways also the polygon each bounds (which of the two a way
+-- keeps is a tag rule, see classify); a way with no line, the reason.
+insert into ingest_geometries
+with
+lines as (select *, st_npoints(geom) as n from ingest_way_lines),
 areas as (
     select osm_id, st_makepolygon(geom) as geom
-    from kept
-    where is_closed and st_npoints(geom) >= 4
-),
-failed as (
-    select osm_id, 'invalid location' as error from located where missing > 0
-    union all
-    select osm_id, 'need at least two points for linestring' from located
-    where missing = 0 and len(nodes) < 2
-    union all
-    select osm_id, 'need at least two points for linestring' from lines
-    where st_npoints(geom) < 2
+    from lines
+    where is_closed and n >= 4
 )
-select $file, 'way', osm_id, 'line', geom, true, null from kept
+select $file, 'way', osm_id, 'line', geom, true, null from lines where n >= 2
 union all
 select $file, 'way', osm_id, 'area', geom, st_isvalid(geom), null from areas
 union all
-select $file, 'way', osm_id, 'line', null, null, error from failed;
+select $file, 'way', osm_id, 'line', null, null,
+    if(missing > 0, 'invalid location', 'need at least two points for linestring')
+from lines
+where missing > 0 or coalesce(n, 0) < 2;
 
--- name: drop_nodes
+-- name: drop_way_inputs
 drop table if exists ingest_nodes;
+drop table if exists ingest_way_lines;
 
 -- name: load_geometries
 -- One file's relation areas from pyosmium, of the relations kept so far (the tag filter's

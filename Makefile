@@ -35,6 +35,7 @@ test: venv
 
 # QUACKOSM_PYTHON=/path/to/python (one that has quackosm) adds QuackOSM to the ingest comparison.
 bench: venv
+	$(BIN)/python bench/build.py
 	$(BIN)/python bench/ingest.py $(if $(QUACKOSM_PYTHON),--quackosm-python $(QUACKOSM_PYTHON))
 	$(BIN)/python bench/clip.py
 	$(BIN)/python bench/scale.py

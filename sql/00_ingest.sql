@@ -13,15 +13,6 @@
 -- one after the other ($file numbers them); an element in several keeps its newest version.
 -- Coordinates are rounded to OSM's 7 decimals (ST_ReadOSM's doubles carry conversion noise).
 
--- name: any_order
--- While files are read into the staging tables, which are only ever read back by key, DuckDB may
--- write rows in any order: its threads then need not keep their chunks in sequence (about 1 s of
--- 13 on eight copies of the eleven extracts). Tables users see are written after `in_order`.
-set preserve_insertion_order = false;
-
--- name: in_order
-reset preserve_insertion_order;
-
 -- name: create_elements
 create or replace temp table ingest_elements (
     file integer,
@@ -70,6 +61,15 @@ where kind = 'node';
 
 -- name: file_counts
 select count(*) as elements from ingest_elements where file = $file;
+
+-- name: any_order
+-- While files are read into the staging tables, which are only ever read back by key, DuckDB may
+-- write rows in any order: its threads then need not keep their chunks in sequence (about 1 s of
+-- 13 on eight copies of the eleven extracts). Tables users see are written after `in_order`.
+set preserve_insertion_order = false;
+
+-- name: in_order
+reset preserve_insertion_order;
 
 -- name: create_tag_rules
 create or replace temp table ingest_tag_rules (key_like varchar, value_like varchar, keep boolean);

@@ -228,6 +228,7 @@ def _batches(con: duckdb.DuckDBPyConnection,
         payloads: dict[int, list[Feature]] = defaultdict(list)
         if any(r["source_kind"] == "render" for r in batch):
             q["render_hits"].run(con, after=after, until=batch[-1]["pair_id"])
+            q["render_clipped"].run(con)
             features = q["render_features"].run(con).fetchall()
             for pair_id, layer, colour, width_px, geojson in features:
                 payloads[pair_id].append(Feature(layer, colour, width_px, geojson))

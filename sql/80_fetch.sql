@@ -129,9 +129,12 @@ select b.pair_id, o.osm_type, o.osm_id
 from batch as b
 join render_objects as o on st_intersects(st_makeenvelope(b.west, b.south, b.east, b.north), o.geom);
 
--- name: render_features
--- The hits in pixel coordinates of their image (x right, y down), clipped to it. Each object is
--- projected to a UTM zone once per batch, not once per image it shows in.
+-- name: render_clipped
+-- The hits in the projected coordinates of their image, clipped to it. Each object is projected
+-- to a UTM zone once per batch, not once per image it shows in. A table of its own: a test on
+-- the clipped geometry in the statement that clips DuckDB would push into the clipping, and it
+-- would clip every object twice.
+create or replace temp table render_clipped as
 with
 projected as (
     select o.osm_type, o.osm_id, z.utm_epsg, o.layer, o.colour, o.width_m,
@@ -139,28 +142,29 @@ projected as (
     from (select distinct h.osm_type, h.osm_id, p.utm_epsg
           from render_hits as h join fetch_pending as p using (pair_id)) as z
     join render_objects as o on o.osm_type = z.osm_type and o.osm_id = z.osm_id
-),
-clipped as materialized (
-    -- most objects lie inside their image: only the others are cut (an overlay costs)
-    select
-        h.pair_id,
-        h.osm_type,
-        h.osm_id,
-        o.layer,
-        o.colour,
-        o.width_m / p.gsd_m as width_px,
-        p.gsd_m,
-        p.x_min,
-        p.y_max,
-        if(st_xmin(o.geom) >= p.x_min and st_xmax(o.geom) <= p.x_max
-           and st_ymin(o.geom) >= p.y_min and st_ymax(o.geom) <= p.y_max,
-           o.geom,
-           st_intersection(o.geom, st_makeenvelope(p.x_min, p.y_min, p.x_max, p.y_max))) as geom
-    from render_hits as h
-    join fetch_pending as p using (pair_id)
-    join projected as o
-        on o.osm_type = h.osm_type and o.osm_id = h.osm_id and o.utm_epsg = p.utm_epsg
 )
+select
+    h.pair_id,
+    h.osm_type,
+    h.osm_id,
+    o.layer,
+    o.colour,
+    o.width_m / p.gsd_m as width_px,
+    p.gsd_m,
+    p.x_min,
+    p.y_max,
+    -- most objects lie inside their image: only the others are cut (an overlay costs)
+    if(st_xmin(o.geom) >= p.x_min and st_xmax(o.geom) <= p.x_max
+       and st_ymin(o.geom) >= p.y_min and st_ymax(o.geom) <= p.y_max,
+       o.geom,
+       st_intersection(o.geom, st_makeenvelope(p.x_min, p.y_min, p.x_max, p.y_max))) as geom
+from render_hits as h
+join fetch_pending as p using (pair_id)
+join projected as o
+    on o.osm_type = h.osm_type and o.osm_id = h.osm_id and o.utm_epsg = p.utm_epsg;
+
+-- name: render_features
+-- The clipped hits in pixel coordinates of their image (x right, y down).
 select
     pair_id,
     layer,
@@ -168,7 +172,7 @@ select
     width_px,
     st_asgeojson(st_affine(geom, 1 / gsd_m, 0, 0, -1 / gsd_m, -x_min / gsd_m, y_max / gsd_m))
         as geojson
-from clipped
+from render_clipped
 where not st_isempty(geom)
 order by pair_id, layer, osm_type, osm_id;
 

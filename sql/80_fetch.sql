@@ -131,9 +131,9 @@ join render_objects as o on st_intersects(st_makeenvelope(b.west, b.south, b.eas
 
 -- name: render_clipped
 -- The hits in the projected coordinates of their image, clipped to it. Each object is projected
--- to a UTM zone once per batch, not once per image it shows in. A table of its own: a test on
--- the clipped geometry in the statement that clips DuckDB would push into the clipping, and it
--- would clip every object twice.
+-- to a UTM zone once per batch, not once per image it shows in. A table of its own: were
+-- render_features' test on the clipped geometry in this statement, DuckDB would push it into
+-- the clipping and clip every object twice.
 create or replace temp table render_clipped as
 with
 projected as (

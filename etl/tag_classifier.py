@@ -183,8 +183,8 @@ def _scores(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
             # A poorly regularised candidate may not converge; it then scores low.
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(fitted * weight, y[train])
-        results[setting] = (scorer(model, tested * weight, y[test]),
-                            model.predict(tested * weight))
+        weighted = tested * weight
+        results[setting] = (scorer(model, weighted, y[test]), model.predict(weighted))
     return results
 
 

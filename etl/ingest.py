@@ -9,7 +9,8 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -152,8 +153,7 @@ def stage_files(con: duckdb.DuckDBPyConnection, files: list[Source], config: Ing
         clipped = q["clip_unplaced"].run(con, clip=area["clip"]).fetchone()[0]
         if len(files) > 1:
             read_counts["duplicates_dropped"] = _keep_newest(con, files)
-        for name in ("points", "point_tags", "classify"):
-            q[name].run(con)
+        q["classify"].run(con)
         clipped += q["clip_objects"].run(con, clip=area["clip"]).fetchone()[0]
         read_counts["clipped_ways_relations"] += clipped
     q["save_read"].run(con, read=json.dumps({**read_counts, **timings}))
@@ -189,56 +189,57 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
                rules: list, location_index: str, step: Callable[[], None]) -> dict[str, int]:
     """One file's kept elements and geometries into the staging tables; returns its counts."""
     q = queries.load(SQL)
-    clipped = area["clip"] is not None
-    with _input_errors(source.path), ExitStack() as stack:
-        # Without a clip pyosmium assembles the file's relation areas in its own process from
-        # here on, while DuckDB reads the elements and nodes and builds the ways.
-        relation_areas = None if clipped else stack.enter_context(
-            osm.relation_areas_in_background(source.path, location_index))
-        q["read_elements"].run(con, file=number, path=str(source.path), **area)
-        if clipped:
-            for name in ("clip_member_ways", "clip_untagged_ways"):
-                q[name].run(con, file=number)
-        counts = q["file_counts"].row(con, file=number)
-        counts["tag_filtered"] = q["tag_filter"].run(con, file=number).fetchone()[0] \
-            if rules else 0
-        step()
-        q["read_nodes"].run(con, path=str(source.path))
-        counts["clipped_ways_relations"] = 0
-        if clipped:
-            q["clip_way_boxes"].run(con, file=number)
-            counts["clipped_ways_relations"] = q["clip_ways"].run(
-                con, file=number, **_box(area)).fetchone()[0]
-        step()
+    with _input_errors(source.path):
+        q["read_file"].run(con, path=str(source.path))
+    q["read_elements"].run(con, file=number, **area)
+    for name in ("member_ways", "untagged_ways"):
+        q[name].run(con, file=number)
+    counts = q["file_counts"].row(con, file=number)
+    counts["tag_filtered"] = q["tag_filter"].run(con, file=number).fetchone()[0] if rules else 0
+    step()
+    q["read_nodes"].run(con)
+    q["area_relations"].run(con, file=number)
+    counts["clipped_ways_relations"] = _clip_ways(con, number, area) if area["clip"] else 0
+    step()
+    areas = _build_geometries(con, number, location_index)
+    step()
+    q["drop_way_inputs"].run(con)
+    con.register("relation_areas", areas)
+    try:
+        q["load_geometries"].run(con, file=number)
+    finally:
+        con.unregister("relation_areas")
+    step()
+    return counts
+
+
+def _clip_ways(con: duckdb.DuckDBPyConnection, number: int, area: dict[str, Any]) -> int:
+    """The ways and multipolygons whose bounding box misses the clip's go; returns how many
+    ways."""
+    q = queries.load(SQL)
+    q["clip_way_boxes"].run(con, file=number)
+    dropped = q["clip_ways"].run(con, file=number, **_box(area)).fetchone()[0]
+    q["clip_relations"].run(con, **_box(area))
+    return dropped
+
+
+def _build_geometries(con: duckdb.DuckDBPyConnection, number: int, location_index: str
+                      ) -> pa.Table:
+    """One file's way geometries into ingest_geometries; returns its relation areas, which
+    libosmium assembles meanwhile in a thread: DuckDB lets go of the GIL while a statement
+    runs, and libosmium reads and assembles in C++."""
+    q = queries.load(SQL)
+    with tempfile.TemporaryDirectory(prefix="skyscript-relations-") as folder, \
+            ThreadPoolExecutor(1) as pool:
+        relations = Path(folder) / "relations.opl"
+        q["area_file"].run(con, path=str(relations))
+        assembled = pool.submit(lambda: pa.Table.from_batches(
+            osm.relation_areas(relations, location_index=location_index), schema=osm.AREA_SCHEMA))
         parts = q["way_parts"].row(con, file=number)["parts"]
         for part in range(parts):
             q["way_lines"].run(con, file=number, part=part, parts=parts)
             q["way_geometries"].run(con, file=number)
-        step()
-        areas = _clipped_relation_areas(con, number, area, location_index) \
-            if clipped else relation_areas()
-        q["drop_way_inputs"].run(con)
-        con.register("relation_areas", areas)
-        try:
-            q["load_geometries"].run(con, file=number, **area)
-        finally:
-            con.unregister("relation_areas")
-        step()
-    return counts
-
-
-def _clipped_relation_areas(con: duckdb.DuckDBPyConnection, number: int,
-                            area: dict[str, Any], location_index: str) -> pa.Table:
-    """The areas of the file's multipolygons that can reach the clip, assembled by pyosmium
-    from a small file of those relations, their member ways and their nodes."""
-    q = queries.load(SQL)
-    q["clip_relations"].run(con, file=number, **_box(area))
-    with tempfile.TemporaryDirectory(prefix="skyscript-clip-") as folder:
-        subset = Path(folder) / "relations.osm.pbf"
-        osm.write_extract(subset, ((kind, q[f"clip_subset_{kind}"].run(con).to_arrow_reader())
-                                   for kind in ("nodes", "ways", "relations")))
-        return pa.Table.from_batches(osm.relation_areas(subset, location_index=location_index),
-                                     schema=osm.AREA_SCHEMA)
+        return assembled.result()
 
 
 def _box(area: dict[str, Any]) -> dict[str, float]:

@@ -1,9 +1,10 @@
 -- Stage ingest: OSM elements of one or more extracts -> osm_objects, osm_tags, osm_rejects.
--- Tags, node coordinates and way node lists come from DuckDB's ST_ReadOSM; way lines and
--- closed-way polygons are built here from the coordinates of their nodes (as libosmium does:
--- repeated consecutive points dropped); multipolygon relations are assembled by pyosmium
--- (etl/osm.py) and arrive as hex WKB. Every tagged element ends up exactly once: in osm_objects
--- with a valid geometry, or in osm_rejects with the reason.
+-- Tags, node coordinates and way node lists come from DuckDB's ST_ReadOSM, in one pass over each
+-- file; way lines and closed-way polygons are built here from the coordinates of their nodes (as
+-- libosmium does: repeated consecutive points dropped). Multipolygon relations are assembled by
+-- libosmium (etl/osm.py) from a small OPL file of the relations, their member ways and those
+-- ways' nodes, written here, and arrive as hex WKB. Every tagged element ends up exactly once: in
+-- osm_objects with a valid geometry, or in osm_rejects with the reason.
 -- Which closed ways are areas follows the rules in table area_rules (seed sql/seeds/area_rules.csv,
 -- after the osm-polygon-features list used by iD and osmtogeojson): area=no never, else any tag
 -- whose key is 'all', whose value is listed under 'only', or not listed under 'except'.
@@ -21,15 +22,27 @@ create or replace temp table ingest_elements (
     tags map(varchar, varchar),
     lat double,
     lon double,
-    refs bigint[],  -- a way's nodes; with a clip, a multipolygon's member ways
-    roles varchar[],  -- those member ways' roles
+    refs bigint[],  -- a way's nodes; a relation's member ways
     is_closed boolean
 );
 
+-- name: read_file
+-- Every element of one file as ST_ReadOSM gives it, a relation with its way members only: one
+-- pass over the file, which the steps below read from (a second pass would cost as much).
+create or replace temp table ingest_file as
+select
+    kind,
+    id,
+    tags,
+    lat,
+    lon,
+    if(kind = 'relation', list_filter(refs, (r, i) -> ref_types[i] = 'way'), refs) as refs
+from ST_ReadOSM($path);
+
 -- name: read_elements
--- One file's tagged elements; nodes outside the clip are dropped as they are read (the bounding
--- box first: cheap, and most nodes of a large file fail it). With a clip the untagged ways come
--- too, in the same pass: multipolygons near the clip are assembled from them (clip_member_ways).
+-- The file's tagged elements, and its untagged ways (a multipolygon's members, set aside by
+-- member_ways); nodes outside the clip are dropped here (the bounding box first: cheap, and most
+-- nodes of a large file fail it).
 insert into ingest_elements
 select
     $file,
@@ -38,15 +51,10 @@ select
     tags,
     round(lat, 7),
     round(lon, 7),
-    case
-        when kind = 'way' then refs
-        when $clip::varchar is not null then list_filter(refs, (r, i) -> ref_types[i] = 'way')
-    end,
-    if(kind = 'relation' and $clip::varchar is not null,
-       list_filter(ref_roles, (r, i) -> ref_types[i] = 'way'), null),
+    if(kind = 'node', null, refs),
     kind = 'way' and len(refs) >= 4 and refs[1] = refs[-1] as is_closed
-from ST_ReadOSM($path)
-where (cardinality(tags) > 0 or (kind = 'way' and $clip::varchar is not null))
+from ingest_file
+where (cardinality(tags) > 0 or kind = 'way')
     and kind in ('node', 'way', 'relation')
     and (kind <> 'node' or $clip::varchar is null
         or (lon between $west and $east and lat between $south and $north
@@ -54,10 +62,25 @@ where (cardinality(tags) > 0 or (kind = 'way' and $clip::varchar is not null))
 
 -- name: read_nodes
 -- Every node's coordinates, tagged or not: what way geometries are built from.
-create or replace temp table ingest_nodes as
+create or replace temp view ingest_nodes as
 select id, round(lon, 7) as lon, round(lat, 7) as lat
-from ST_ReadOSM($path)
+from ingest_file
 where kind = 'node';
+
+-- name: member_ways
+-- The member ways of one file's multipolygons, tagged or not, set aside for their assembly;
+-- then the untagged ways go.
+create or replace temp table ingest_member_ways as
+select osm_id as id, refs
+from ingest_elements
+where file = $file and osm_type = 'way' and osm_id in (
+    select unnest(refs) from ingest_elements
+    where file = $file and osm_type = 'relation' and tags['type'] in ('multipolygon', 'boundary')
+);
+
+-- name: untagged_ways
+delete from ingest_elements
+where file = $file and osm_type = 'way' and coalesce(cardinality(tags), 0) = 0;
 
 -- name: file_counts
 select count(*) as elements from ingest_elements where file = $file;
@@ -121,25 +144,10 @@ create or replace temp table ingest_geometries (
     error varchar
 );
 
--- name: clip_member_ways
--- With a clip, relation areas are assembled from a small file of the relations that can reach
--- it (etl/osm.py writes it) instead of a pass over the whole extract. The member ways of the
--- file's multipolygons, tagged or not, are set aside here; then the untagged ways go.
-create or replace temp table ingest_member_ways as
-select osm_id as id, refs
-from ingest_elements
-where file = $file and osm_type = 'way' and osm_id in (
-    select unnest(refs) from ingest_elements
-    where file = $file and osm_type = 'relation' and tags['type'] in ('multipolygon', 'boundary')
-);
-
--- name: clip_untagged_ways
-delete from ingest_elements
-where file = $file and osm_type = 'way' and coalesce(cardinality(tags), 0) = 0;
-
 -- name: clip_way_boxes
 -- With a clip: the bounding box of each of one file's ways, tagged or a multipolygon's member,
--- from its nodes' coordinates (a way with no node located gets none). One join for both.
+-- from its nodes' coordinates (a way with no node located gets none). One join for both. The
+-- coordinates are rounded after min and max, not before (the same numbers: rounding keeps order).
 create or replace temp table ingest_way_boxes as
 with ways as (
     select osm_id as id, refs from ingest_elements where file = $file and osm_type = 'way'
@@ -147,9 +155,14 @@ with ways as (
     select id, refs from ingest_member_ways
     where id not in (select osm_id from ingest_elements where file = $file and osm_type = 'way')
 )
-select w.id, min(n.lon) as west, max(n.lon) as east, min(n.lat) as south, max(n.lat) as north
+select
+    w.id,
+    round(min(n.lon), 7) as west,
+    round(max(n.lon), 7) as east,
+    round(min(n.lat), 7) as south,
+    round(max(n.lat), 7) as north
 from (select id, unnest(refs) as ref from ways) as w
-join ingest_nodes as n on n.id = w.ref
+join ingest_file as n on n.id = w.ref and n.kind = 'node'
 group by w.id;
 
 -- name: clip_ways
@@ -163,46 +176,51 @@ where e.file = $file and e.osm_type = 'way'
         where east >= $west and west <= $east and north >= $south and south <= $north
     );
 
+-- name: area_relations
+-- One file's multipolygons to assemble: those the tag filter kept.
+create or replace temp table ingest_area_relations as
+select osm_id, tags['type'] as type, refs
+from ingest_elements
+where file = $file and osm_type = 'relation' and tags['type'] in ('multipolygon', 'boundary');
+
 -- name: clip_relations
--- The multipolygons kept so far whose member ways' bounding box (it holds their area) meets
--- the clip's.
-create or replace temp table ingest_clip_relations as
-with near as (
+-- With a clip: only the multipolygons whose member ways' bounding box (it holds their area)
+-- meets the clip's.
+delete from ingest_area_relations
+where osm_id not in (
     select r.osm_id
-    from (
-        select osm_id, unnest(refs) as way
-        from ingest_elements
-        where file = $file and osm_type = 'relation'
-            and tags['type'] in ('multipolygon', 'boundary')
-    ) as r
+    from (select osm_id, unnest(refs) as way from ingest_area_relations) as r
     join ingest_way_boxes as b on b.id = r.way
     group by r.osm_id
     having max(b.east) >= $west and min(b.west) <= $east
         and max(b.north) >= $south and min(b.south) <= $north
-)
-select osm_id, tags, refs, roles
-from ingest_elements
-semi join near using (osm_id)
-where file = $file and osm_type = 'relation';
+);
 
--- name: clip_subset_relations
--- The relations, ways and nodes of that small file, each in id order as OSM files keep them.
-select osm_id, tags, refs, roles from ingest_clip_relations order by osm_id;
-
--- name: clip_subset_ways
-select id, refs
-from ingest_member_ways
-where id in (select unnest(refs) from ingest_clip_relations)
-order by id;
-
--- name: clip_subset_nodes
-select id, lon, lat
-from ingest_nodes
-where id in (
-    select unnest(refs) from ingest_member_ways
-    where id in (select unnest(refs) from ingest_clip_relations)
-)
-order by id;
+-- name: area_file
+-- Those multipolygons as an OPL file ($path) for libosmium: their member ways' nodes, the ways,
+-- then the relations, each in id order as OSM files keep them. Only what the assembly reads:
+-- coordinates, node lists, the type tag and the way members (roles do not shape the rings).
+copy (
+    with
+    ways as (
+        select id, refs from ingest_member_ways
+        where id in (select unnest(refs) from ingest_area_relations)
+    ),
+    lines as (
+        select 0 as part, id,
+            'n' || id || ' x' || printf('%.7f', lon) || ' y' || printf('%.7f', lat) as line
+        from ingest_nodes
+        where id in (select unnest(refs) from ways)
+        union all
+        select 1, id, 'w' || id || ' N' || array_to_string(list_transform(refs, r -> 'n' || r), ',')
+        from ways
+        union all
+        select 2, osm_id, 'r' || osm_id || ' Ttype=' || type || ' M'
+            || array_to_string(list_transform(refs, r -> 'w' || r || '@'), ',')
+        from ingest_area_relations
+    )
+    select line from lines order by part, id
+) to $path (format csv, header false, quote '', escape '', delimiter '\t');
 
 -- name: way_parts
 -- Ways are built in as many parts as DuckDB's memory limit asks for: a part's aggregation holds
@@ -234,12 +252,14 @@ from refs, memory;
 -- waits until each element's geometry is chosen: a closed way's ring may miss the clip where
 -- its area covers it). A table of its own, read by way_geometries: in one statement DuckDB
 -- pushes the tests on a line into the steps before it and builds every line three times.
+-- (`$parts = 1` is tested first: DuckDB cannot fold a bound parameter, and hashing every id
+-- costs about 0.3 s on 600 K ways.)
 create or replace temp table ingest_way_lines as
 with
 way_nodes as (
     select osm_id, is_closed, unnest(refs) as ref, generate_subscripts(refs, 1) as pos
     from ingest_elements
-    where file = $file and osm_type = 'way' and hash(osm_id) % $parts = $part
+    where file = $file and osm_type = 'way' and ($parts = 1 or hash(osm_id) % $parts = $part)
 ),
 located as (
     select
@@ -282,37 +302,30 @@ from lines
 where missing > 0 or coalesce(n, 0) < 2;
 
 -- name: drop_way_inputs
-drop table if exists ingest_nodes;
+drop view if exists ingest_nodes;
+drop table if exists ingest_file;
 drop table if exists ingest_way_lines;
+drop table if exists ingest_member_ways;
+drop table if exists ingest_area_relations;
+drop table if exists ingest_way_boxes;
 
 -- name: load_geometries
--- One file's relation areas from pyosmium, of the relations kept so far (the tag filter's
--- verdicts apply here); with a clip, those touching its bounding box. Parsing and validity checks run here, on DuckDB's threads.
+-- One file's relation areas from libosmium. Parsing and validity checks run here, on DuckDB's
+-- threads.
 insert into ingest_geometries
-with
-parsed as (
-    select 'relation' as osm_type, osm_id, st_geomfromhexwkb(wkb_hex) as geom, error
-    from relation_areas
-),
-kept as (
-    select *
-    from parsed
-    semi join (select osm_type, osm_id from ingest_elements where file = $file)
-        using (osm_type, osm_id)
-    where $clip::varchar is null
-        or (st_xmax(geom) >= $west and st_xmin(geom) <= $east
-            and st_ymax(geom) >= $south and st_ymin(geom) <= $north)
+with parsed as (
+    select osm_id, st_geomfromhexwkb(wkb_hex) as geom, error from relation_areas
 )
 select
     $file,
-    osm_type,
+    'relation',
     osm_id,
     'area',
     -- A polygon of one part is stored as POLYGON, several as MULTIPOLYGON.
     if(st_numgeometries(geom) = 1, st_dump(geom)[1].geom, geom) as geom,
     st_isvalid(geom) as valid,
     error
-from kept;
+from parsed;
 
 -- name: clip_unplaced
 -- With a clip: ways and relations with no geometry near it go (nodes went as they were read).
@@ -360,19 +373,8 @@ delete from ingest_geometries as g
 using ingest_older as o
 where g.file = o.file and g.osm_type = o.osm_type and g.osm_id = o.osm_id;
 
--- name: points
-create or replace table osm_objects as
-select osm_type, osm_id, 'point' as kind, tags, st_point(lon, lat) as geom
-from ingest_elements
-where osm_type = 'node'
-order by osm_id;
-
--- name: point_tags
-create or replace table osm_tags as
-select osm_type, osm_id, unnest(map_keys(tags)) as key, unnest(map_values(tags)) as value
-from osm_objects;  -- in osm_objects' order
-
 -- name: classify
+-- Every element with its kind and geometry (a node: the point where it is), or why it has none.
 create or replace temp table ingest_classified as
 with
 elements as (select * from ingest_elements),
@@ -441,7 +443,11 @@ final as (
         end as reason
     from built
 )
-select * from final;
+select * from final
+union all
+select osm_type, osm_id, 'point', tags, st_point(lon, lat), null
+from elements
+where osm_type = 'node';
 
 -- name: clip_objects
 -- With a clip: what does not intersect it goes, rejects without a geometry included (they
@@ -459,17 +465,23 @@ create or replace temp table ingest_read as select $read::varchar as read;
 select read from ingest_read;
 
 -- name: objects
-insert into osm_objects
+create or replace table osm_objects as
 select osm_type, osm_id, kind, tags, geom
 from ingest_classified
 where reason is null
 order by osm_type, osm_id;
 
 -- name: tags
-insert into osm_tags
+-- In osm_objects' order; from the staging table, which DuckDB scans several times faster than
+-- a table written in the same transaction.
+create or replace table osm_tags as
 select osm_type, osm_id, unnest(map_keys(tags)) as key, unnest(map_values(tags)) as value
-from osm_objects
-where osm_type <> 'node';
+from (
+    select osm_type, osm_id, tags
+    from ingest_classified
+    where reason is null
+    order by osm_type, osm_id
+);
 
 -- name: rejects
 create or replace table osm_rejects as
@@ -493,7 +505,9 @@ select
 
 -- name: drop_staging
 drop table if exists ingest_elements;
-drop table if exists ingest_nodes;
+drop view if exists ingest_nodes;
+drop table if exists ingest_file;
+drop table if exists ingest_way_lines;
 drop table if exists ingest_geometries;
 drop table if exists ingest_area_rules;
 drop table if exists ingest_classified;
@@ -501,7 +515,7 @@ drop table if exists ingest_tag_rules;
 drop table if exists ingest_versions;
 drop table if exists ingest_older;
 drop table if exists ingest_member_ways;
-drop table if exists ingest_clip_relations;
+drop table if exists ingest_area_relations;
 drop table if exists ingest_way_boxes;
 drop table if exists ingest_read;
 

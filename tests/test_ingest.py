@@ -176,8 +176,27 @@ def test_bad_input_names_file_and_leaves_database_unchanged(tmp_path, helsinki_d
     assert digests(db) == before
 
 
-def test_truncated_file_fails_in_the_geometry_pass_too(tmp_path, helsinki_db):
-    """A file cut inside the way blocks: DuckDB may read it partly, pyosmium must still fail."""
+def test_an_interrupted_ingest_leaves_the_database_unchanged(tmp_path, helsinki_db, monkeypatch):
+    """Every table users see is written in the stage's transaction: an interrupt in the last
+    step before it (classifying the elements) loses none of the earlier build."""
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(helsinki_db, db)
+    before = digests(db)
+    run = skyscript_db.queries.Query.run
+
+    def interrupted(self, con, **params):
+        if self.name == "classify":
+            raise KeyboardInterrupt
+        return run(self, con, **params)
+
+    monkeypatch.setattr(skyscript_db.queries.Query, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        skyscript_db.build(shared_extract(LIECHTENSTEIN), db, only="ingest")
+    assert digests(db) == before
+
+
+def test_a_file_cut_in_its_last_block_fails_too(tmp_path, helsinki_db):
+    """Cut 1,000 bytes before its end, inside the last blocks: the one pass over it fails."""
     db = tmp_path / "copy.duckdb"
     shutil.copy(helsinki_db, db)
     before = digests(db)
@@ -199,8 +218,9 @@ def test_ways_built_in_parts_equal_ways_built_at_once():
     with skyscript_db.connect() as con:
         for name in ("create_elements", "create_geometries"):
             q[name].run(con)
-        q["read_elements"].run(con, file=0, path=str(HELSINKI), **area)
-        q["read_nodes"].run(con, path=str(HELSINKI))
+        q["read_file"].run(con, path=str(HELSINKI))
+        q["read_elements"].run(con, file=0, **area)
+        q["read_nodes"].run(con)
         built = []
         for parts in (1, 3):
             con.execute("delete from ingest_geometries")
@@ -221,35 +241,39 @@ def test_a_bad_memory_limit_is_a_clear_error(tmp_path):
     assert not (tmp_path / "x.duckdb").exists()
 
 
-def test_relation_areas_from_the_worker_process_equal_those_read_in_process(monkeypatch,
-                                                                             tmp_path):
-    """Big files' relation areas come from a worker process; a small file's are read in
-    process. Both paths on the same extract, and a damaged file failing in the worker."""
-    from skyscript_db.etl import osm
-    with osm.relation_areas_in_background(HELSINKI) as result:
-        in_process = result().sort_by("osm_id")
-    monkeypatch.setattr(osm, "WORKER_ABOVE_BYTES", 0)
-    with osm.relation_areas_in_background(HELSINKI) as result:
-        from_worker = result().sort_by("osm_id")
-    assert from_worker.equals(in_process) and from_worker.num_rows > 90
-    damaged = tmp_path / "damaged.osm.pbf"
-    damaged.write_bytes(HELSINKI.read_bytes()[:200_000])
-    with pytest.raises(RuntimeError), osm.relation_areas_in_background(damaged) as result:
-        result()
-
-
-def test_member_ways_over_a_wide_id_range_go_unfiltered_to_the_same_areas(monkeypatch):
-    """libosmium's id filter costs 512 KiB per 2**22 ids holding a member way; past a budget the
-    worker leaves the member ways to the area manager, with the same areas."""
+def test_relation_areas_assembled_from_the_small_file_equal_those_of_the_whole_extract(
+        helsinki_db):
+    """Ingest hands libosmium an OPL file of the multipolygons, their member ways and nodes,
+    written by DuckDB; libosmium assembling the same relations from the whole PBF must give the
+    same areas: each one stored (single parts as POLYGON) or rejected as invalid."""
     import pyarrow as pa
 
     from skyscript_db.etl import osm
 
-    def areas() -> pa.Table:
-        return pa.Table.from_batches(list(osm.relation_areas(HELSINKI)),
-                                     schema=osm.AREA_SCHEMA).sort_by("osm_id")
-
-    assert osm._id_filter_bytes({1, 2, 2**22, 10 * 2**22 + 5}) == 3 * 2**19
-    filtered = areas()
-    monkeypatch.setattr(osm, "ID_FILTER_MAX_BYTES", 0)
-    assert areas().equals(filtered) and filtered.num_rows > 90
+    whole = pa.Table.from_batches(list(osm.relation_areas(shared_extract(HELSINKI))),
+                                  schema=osm.AREA_SCHEMA)
+    with skyscript_db.connect(helsinki_db, read_only=True) as con:
+        con.register("whole", whole)
+        missing, different, rejected, assembled = con.execute("""
+            with built as (
+                select w.osm_id, st_geomfromhexwkb(w.wkb_hex) as geom from whole as w
+                where w.wkb_hex is not null
+            ),
+            expected as (
+                select osm_id, if(st_numgeometries(geom) = 1, st_dump(geom)[1].geom, geom) as geom
+                from built
+            )
+            select
+                count(*) filter (where o.osm_id is null and r.osm_id is null),
+                count(*) filter (where o.osm_id is not null
+                                 and st_aswkb(o.geom) <> st_aswkb(e.geom)),
+                count(*) filter (where r.reason like 'invalid geometry%'),
+                count(*)
+            from expected as e
+            left join osm_objects as o on o.osm_type = 'relation' and o.osm_id = e.osm_id
+            left join osm_rejects as r on r.osm_type = 'relation' and r.osm_id = e.osm_id
+        """).fetchone()
+        stored = con.execute("select count(*) from osm_objects where osm_type = 'relation' "
+                             "and kind = 'polygon'").fetchone()[0]
+    assert (missing, different) == (0, 0)
+    assert assembled > 90 and stored + rejected == assembled

@@ -3,7 +3,7 @@ copies of the eleven extracts (bench/copies.py), alternated, each a whole proces
 to exit (our process start, about 1.5 s of imports, is in every figure; osmium's is too).
 
 Peak RSS is the largest process of each command's tree (os.wait4: the command and the children
-it waited for, so our relation-area worker counts). The ×8 file is also ingested with
+it waited for). The ×8 file is also ingested with
 `--memory-limit 512MB`. Writes bench/results/scale.md and prints it.
 Usage: python bench/scale.py [--repeat 3] [--copies 1,2,4,8]
 """

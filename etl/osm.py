@@ -46,8 +46,10 @@ def relation_areas(
         osmium.apply(reader, manager.first_pass_handler())
     locations = osmium.NodeLocationsForWays(osmium.index.create_map(location_index))
     locations.ignore_errors()
-    buffer = osmium.BufferIterator(EntityFilter(AREA))
-    # The iterator keeps no references to its handlers: this list keeps them alive.
+    areas_only = EntityFilter(AREA)
+    buffer = osmium.BufferIterator(areas_only)
+    # Neither the buffer nor the iterator keeps references to its filters and handlers: these
+    # names do, until the last area is read (a collected one is a crash, not an error).
     chain = [locations, manager.second_pass_to_buffer(buffer)]
     wkb = osmium.geom.WKBFactory()
     rows: list[tuple[int, str | None, str | None]] = []

@@ -27,15 +27,16 @@ create or replace temp table ingest_elements (
 );
 
 -- name: read_file
--- Every element of one file as ST_ReadOSM gives it, a relation with its way members only: one
--- pass over the file, which the steps below read from (a second pass would cost as much).
+-- Every element of one file as ST_ReadOSM gives it, coordinates rounded, a relation with its way
+-- members only: one pass over the file, which the steps below read from (a second pass would
+-- cost as much).
 create or replace temp table ingest_file as
 select
     kind,
     id,
     tags,
-    lat,
-    lon,
+    round(lat, 7) as lat,
+    round(lon, 7) as lon,
     if(kind = 'relation', list_filter(refs, (r, i) -> ref_types[i] = 'way'), refs) as refs
 from ST_ReadOSM($path);
 
@@ -49,8 +50,8 @@ select
     kind::varchar as osm_type,
     id as osm_id,
     tags,
-    round(lat, 7),
-    round(lon, 7),
+    lat,
+    lon,
     if(kind = 'node', null, refs),
     kind = 'way' and len(refs) >= 4 and refs[1] = refs[-1] as is_closed
 from ingest_file
@@ -63,7 +64,7 @@ where (cardinality(tags) > 0 or kind = 'way')
 -- name: read_nodes
 -- Every node's coordinates, tagged or not: what way geometries are built from.
 create or replace temp view ingest_nodes as
-select id, round(lon, 7) as lon, round(lat, 7) as lat
+select id, lon, lat
 from ingest_file
 where kind = 'node';
 
@@ -146,8 +147,7 @@ create or replace temp table ingest_geometries (
 
 -- name: clip_way_boxes
 -- With a clip: the bounding box of each of one file's ways, tagged or a multipolygon's member,
--- from its nodes' coordinates (a way with no node located gets none). One join for both. The
--- coordinates are rounded after min and max, not before (the same numbers: rounding keeps order).
+-- from its nodes' coordinates (a way with no node located gets none). One join for both.
 create or replace temp table ingest_way_boxes as
 with ways as (
     select osm_id as id, refs from ingest_elements where file = $file and osm_type = 'way'
@@ -155,14 +155,9 @@ with ways as (
     select id, refs from ingest_member_ways
     where id not in (select osm_id from ingest_elements where file = $file and osm_type = 'way')
 )
-select
-    w.id,
-    round(min(n.lon), 7) as west,
-    round(max(n.lon), 7) as east,
-    round(min(n.lat), 7) as south,
-    round(max(n.lat), 7) as north
+select w.id, min(n.lon) as west, max(n.lon) as east, min(n.lat) as south, max(n.lat) as north
 from (select id, unnest(refs) as ref from ways) as w
-join ingest_file as n on n.id = w.ref and n.kind = 'node'
+join ingest_nodes as n on n.id = w.ref
 group by w.id;
 
 -- name: clip_ways

@@ -99,10 +99,11 @@ def main() -> None:
           for name, s, kept in rows),
         "",
         "The clipped ingest reads the file once in DuckDB, as the full ingest does, and joins "
-        "the ways' node lists to the node coordinates once, for every way's bounding box; only the ways and multipolygons whose box meets the clip "
-        "get a geometry, libosmium assembling those multipolygons from a small file of their "
-        "own. The reading row is the floor of any ingest through DuckDB: the same process start "
-        "(imports, the spatial extension) and one pass over every element; the CLI's own start "
+        "the ways' node lists to the node coordinates once, for every way's bounding box; only "
+        "the ways and multipolygons whose box meets the clip get a geometry, libosmium "
+        "assembling those multipolygons from a small file of their own. The reading row is "
+        "the floor of any ingest through DuckDB: the same process start (imports, the spatial "
+        "extension) and one pass over every element; the CLI's own start "
         "(its imports) adds about 0.45 s to the ingest rows. osmium's count is larger: "
         "`extract -b` keeps whole every way and relation with a node in the box, and its "
         "ingest keeps them all; the clip keeps what intersects.",

@@ -98,8 +98,9 @@ def main() -> None:
         *(f"| {name} | {s:.2f} | {f'{kept:,}' if kept else ''} | {s / full:.2f} |"
           for name, s, kept in rows),
         "",
-        "The clipped ingest reads the file once in DuckDB, as the full ingest does, and joins "
-        "the ways' node lists to the node coordinates once, for every way's bounding box; only "
+        "The clipped ingest reads the file twice in DuckDB, as the full ingest does (the tagged "
+        "elements with every way, then every node's coordinates), and joins the ways' node "
+        "lists to the coordinates once, for every way's bounding box; only "
         "the ways and multipolygons whose box meets the clip get a geometry, libosmium "
         "assembling those multipolygons from a small file of their own. The reading row is "
         "the floor of any ingest through DuckDB: the same process start (imports, the spatial "

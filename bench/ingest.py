@@ -202,8 +202,8 @@ def write_report(report_file, source, counts, n_input, rows, best, baseline, sca
                      f"{max(r['rss_mb'] for r in results):.0f} |")
     lines += [
         "",
-        f"Fastest ingest, by step (s): one ST_ReadOSM pass, way geometries by SQL joins and "
-        f"multipolygon relations by libosmium in a thread beside them {best['read_s']}; "
+        f"Fastest ingest, by step (s): tags, nodes and way geometries by ST_ReadOSM and SQL "
+        f"joins, multipolygon relations by libosmium in a thread beside them {best['read_s']}; "
         f"classify in SQL {best['assemble_s']}; write the tables {best['write_s']}; "
         f"{best['objects']:,} objects, {best['rejects']:,} rejects.",
         "",
@@ -225,9 +225,9 @@ def write_report(report_file, source, counts, n_input, rows, best, baseline, sca
         "",
         f"Adding {added:,} untagged nodes to the Helsinki extract changes peak RSS by {growth:+.0f} MB "
         f"({growth * 2**20 / added:.1f} bytes per added node) and ingest time by "
-        f"{r_padded['seconds'] - r_small['seconds']:+.2f} s: untagged nodes cost the pass that "
-        "reads every element (table ingest_file, dropped once the ways are built) and the way "
-        "join, which reads their coordinates.",
+        f"{r_padded['seconds'] - r_small['seconds']:+.2f} s: untagged nodes cost the scan that "
+        "reads every node's coordinates (table ingest_nodes, dropped once the ways are built) "
+        "and the way join.",
         "",
         "Way geometries are joins in DuckDB, so with `--memory-limit` they are built in parts and "
         "spill to disk beside the database (bench/scale.py). libosmium keeps the locations of "

@@ -190,14 +190,14 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
     """One file's kept elements and geometries into the staging tables; returns its counts."""
     q = queries.load(SQL)
     with _input_errors(source.path):
-        q["read_file"].run(con, path=str(source.path))
-    q["read_elements"].run(con, file=number, **area)
-    for name in ("member_ways", "untagged_ways"):
-        q[name].run(con, file=number)
-    counts = q["file_counts"].row(con, file=number)
-    counts["tag_filtered"] = q["tag_filter"].run(con, file=number).fetchone()[0] if rules else 0
-    step()
-    q["read_nodes"].run(con)
+        q["read_elements"].run(con, file=number, path=str(source.path), **area)
+        for name in ("member_ways", "untagged_ways"):
+            q[name].run(con, file=number)
+        counts = q["file_counts"].row(con, file=number)
+        counts["tag_filtered"] = q["tag_filter"].run(con, file=number).fetchone()[0] \
+            if rules else 0
+        step()
+        q["read_nodes"].run(con, path=str(source.path))
     q["area_relations"].run(con, file=number)
     counts["clipped_ways_relations"] = _clip_ways(con, number, area) if area["clip"] else 0
     step()

@@ -1,9 +1,9 @@
 -- Stage ingest: OSM elements of one or more extracts -> osm_objects, osm_tags, osm_rejects.
--- Tags, node coordinates and way node lists come from DuckDB's ST_ReadOSM, in one pass over each
--- file; way lines and closed-way polygons are built here from the coordinates of their nodes (as
--- libosmium does: repeated consecutive points dropped). Multipolygon relations are assembled by
--- libosmium (etl/osm.py) from a small OPL file of the relations, their member ways and those
--- ways' nodes, written here, and arrive as hex WKB. Every tagged element ends up exactly once: in
+-- Tags, node coordinates and way node lists come from DuckDB's ST_ReadOSM; way lines and
+-- closed-way polygons are built here from the coordinates of their nodes (as libosmium does:
+-- repeated consecutive points dropped). Multipolygon relations are assembled by libosmium
+-- (etl/osm.py) from a small OPL file of the relations, their member ways and those ways' nodes,
+-- written here, and arrive as hex WKB. Every tagged element ends up exactly once: in
 -- osm_objects with a valid geometry, or in osm_rejects with the reason.
 -- Which closed ways are areas follows the rules in table area_rules (seed sql/seeds/area_rules.csv,
 -- after the osm-polygon-features list used by iD and osmtogeojson): area=no never, else any tag
@@ -26,35 +26,24 @@ create or replace temp table ingest_elements (
     is_closed boolean
 );
 
--- name: read_file
--- Every element of one file as ST_ReadOSM gives it, coordinates rounded, a relation with its way
--- members only: one pass over the file, which the steps below read from (a second pass would
--- cost as much).
-create or replace temp table ingest_file as
-select
-    kind,
-    id,
-    tags,
-    round(lat, 7) as lat,
-    round(lon, 7) as lon,
-    if(kind = 'relation', list_filter(refs, (r, i) -> ref_types[i] = 'way'), refs) as refs
-from ST_ReadOSM($path);
-
 -- name: read_elements
--- The file's tagged elements, and its untagged ways (a multipolygon's members, set aside by
--- member_ways); nodes outside the clip are dropped here (the bounding box first: cheap, and most
--- nodes of a large file fail it).
+-- One file's tagged elements, and its untagged ways (a multipolygon's members, set aside by
+-- member_ways), a relation with its way members only; nodes outside the clip are dropped as they
+-- are read (the bounding box first: cheap, and most nodes of a large file fail it).
 insert into ingest_elements
 select
     $file,
     kind::varchar as osm_type,
     id as osm_id,
     tags,
-    lat,
-    lon,
-    if(kind = 'node', null, refs),
+    round(lat, 7),
+    round(lon, 7),
+    case kind
+        when 'way' then refs
+        when 'relation' then list_filter(refs, (r, i) -> ref_types[i] = 'way')
+    end,
     kind = 'way' and len(refs) >= 4 and refs[1] = refs[-1] as is_closed
-from ingest_file
+from ST_ReadOSM($path)
 where (cardinality(tags) > 0 or kind = 'way')
     and kind in ('node', 'way', 'relation')
     and (kind <> 'node' or $clip::varchar is null
@@ -62,10 +51,12 @@ where (cardinality(tags) > 0 or kind = 'way')
             and st_intersects(st_point(lon, lat), st_geomfromtext($clip))));
 
 -- name: read_nodes
--- Every node's coordinates, tagged or not: what way geometries are built from.
-create or replace temp view ingest_nodes as
-select id, lon, lat
-from ingest_file
+-- Every node's coordinates, tagged or not: what way geometries are built from. A second pass
+-- over the file: one pass into a table of every element costs as much time, and twice the
+-- memory (or disk, past the memory limit) of these two tables.
+create or replace temp table ingest_nodes as
+select id, round(lon, 7) as lon, round(lat, 7) as lat
+from ST_ReadOSM($path)
 where kind = 'node';
 
 -- name: member_ways
@@ -297,8 +288,7 @@ from lines
 where missing > 0 or coalesce(n, 0) < 2;
 
 -- name: drop_way_inputs
-drop view if exists ingest_nodes;
-drop table if exists ingest_file;
+drop table if exists ingest_nodes;
 drop table if exists ingest_way_lines;
 drop table if exists ingest_member_ways;
 drop table if exists ingest_area_relations;
@@ -500,8 +490,7 @@ select
 
 -- name: drop_staging
 drop table if exists ingest_elements;
-drop view if exists ingest_nodes;
-drop table if exists ingest_file;
+drop table if exists ingest_nodes;
 drop table if exists ingest_way_lines;
 drop table if exists ingest_geometries;
 drop table if exists ingest_area_rules;

@@ -196,7 +196,7 @@ def test_an_interrupted_ingest_leaves_the_database_unchanged(tmp_path, helsinki_
 
 
 def test_a_file_cut_in_its_last_block_fails_too(tmp_path, helsinki_db):
-    """Cut 1,000 bytes before its end, inside the last blocks: the one pass over it fails."""
+    """Cut 1,000 bytes before its end, inside the last blocks: reading it fails."""
     db = tmp_path / "copy.duckdb"
     shutil.copy(helsinki_db, db)
     before = digests(db)
@@ -218,9 +218,8 @@ def test_ways_built_in_parts_equal_ways_built_at_once():
     with skyscript_db.connect() as con:
         for name in ("create_elements", "create_geometries"):
             q[name].run(con)
-        q["read_file"].run(con, path=str(HELSINKI))
-        q["read_elements"].run(con, file=0, **area)
-        q["read_nodes"].run(con)
+        q["read_elements"].run(con, file=0, path=str(HELSINKI), **area)
+        q["read_nodes"].run(con, path=str(HELSINKI))
         built = []
         for parts in (1, 3):
             con.execute("delete from ingest_geometries")

@@ -11,9 +11,9 @@ from skyscript_db.errors import SqlFileError
 
 def test_every_shipped_sql_file_parses_and_names_its_parameters():
     ingest = queries.load("00_ingest.sql")
-    assert list(ingest)[:3] == ["create_elements", "read_file", "read_elements"]
-    assert ingest["read_file"].params == {"path"}
-    assert ingest["read_elements"].params == {"file", "clip", "west", "south", "east", "north"}
+    assert list(ingest)[:3] == ["create_elements", "read_elements", "read_nodes"]
+    assert ingest["read_elements"].params == {"file", "path", "clip", "west", "south", "east",
+                                              "north"}
     assert queries.load("stage_runs.sql")["record"].params >= {"stage", "fingerprint"}
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from skyscript_db import captions, queries, storage
 from skyscript_db.config import EmbedConfig, Options
+from skyscript_db.db import registered
 from skyscript_db.etl import cluster
 from skyscript_db.etl.stage import Context, StageResult, fingerprint, transaction
 from skyscript_db.models import ImageTextEncoder, Models, ModelSpec, vector_lists
@@ -60,9 +61,8 @@ class EmbedStage:
             embed_rows(encoder, pa.Table.from_pylist(page))
             for page in q["next_batch"].pages(con, config.batch, root=str(ctx.paths.root)))
         for table in batches:
-            con.register("embedding_batch", table)
-            q["insert"].run(con, model_id=model_id)
-            con.unregister("embedding_batch")
+            with registered(con, embedding_batch=table):
+                q["insert"].run(con, model_id=model_id)
             done += len(table)
             if on_progress:
                 on_progress(done, total)
@@ -131,6 +131,5 @@ def _embed_scored_caption(ctx: Context, config: EmbedConfig, encoder: ImageTextE
     for batch in q["caption_next_batch"].pages(con, config.batch):
         table = pa.table({"pair_id": pa.array([r["pair_id"] for r in batch], pa.int64()),
                           "vector": vector_lists(encoder.texts([r["text"] for r in batch]))})
-        con.register("caption_batch", table)
-        q["caption_insert"].run(con, model_id=model_id, caption=caption)
-        con.unregister("caption_batch")
+        with registered(con, caption_batch=table):
+            q["caption_insert"].run(con, model_id=model_id, caption=caption)

@@ -33,7 +33,7 @@ from PIL import Image
 
 from skyscript_db import queries, storage
 from skyscript_db.config import ClusterConfig, FetchConfig, Options
-from skyscript_db.db import has_table
+from skyscript_db.db import has_table, registered
 from skyscript_db.errors import NoCoverage, SourceUnavailable
 from skyscript_db.etl import cluster, register
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest, RetryPolicy, Source
@@ -130,9 +130,8 @@ def _record(con: duckdb.DuckDBPyConnection, jobs: list[Future], counts: dict[str
     outcomes = [o for job in as_completed(jobs) for o in job.result()]
     if not outcomes:
         return
-    con.register("fetch_outcomes", pa.Table.from_pylist(outcomes, OUTCOME))
-    queries.load(SQL)["record"].run(con)
-    con.unregister("fetch_outcomes")
+    with registered(con, fetch_outcomes=pa.Table.from_pylist(outcomes, OUTCOME)):
+        queries.load(SQL)["record"].run(con)
     for o in outcomes:
         counts[o["status"]] += 1
     if on_progress:
@@ -202,11 +201,8 @@ def _register_listing(ctx: Context, config: FetchConfig) -> None:
         urls, url_sizes = storage.listing(config.images_url)
         paths, sizes = paths + urls, sizes + url_sizes
     listing = pa.table({"path": pa.array(paths, pa.string()), "bytes": pa.array(sizes, pa.int64())})
-    ctx.con.register("image_listing", listing)
-    try:
+    with registered(ctx.con, image_listing=listing):
         queries.load(SQL)["listing"].run(ctx.con)
-    finally:
-        ctx.con.unregister("image_listing")
 
 
 def _remove_partial_files(out: Path) -> None:

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from skyscript_db import queries
 from skyscript_db.config import IngestConfig, Options
+from skyscript_db.db import registered
 from skyscript_db.errors import InputError
 from skyscript_db.etl import build_info, download, osm
 from skyscript_db.etl.selection import clip_area, tag_rules
@@ -204,11 +205,8 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
     areas = _build_geometries(con, number, location_index)
     step()
     q["drop_way_inputs"].run(con)
-    con.register("relation_areas", areas)
-    try:
+    with registered(con, relation_areas=areas):
         q["load_geometries"].run(con, file=number)
-    finally:
-        con.unregister("relation_areas")
     step()
     return counts
 
@@ -254,11 +252,8 @@ def _keep_newest(con: duckdb.DuckDBPyConnection, files: list[Source]) -> int:
     if not wanted:
         return 0
     for number, source in enumerate(files):
-        con.register("file_versions", osm.versions(source.path, wanted))
-        try:
+        with registered(con, file_versions=osm.versions(source.path, wanted)):
             q["insert_versions"].run(con, file=number)
-        finally:
-            con.unregister("file_versions")
     q["drop_older"].run(con)
     q["delete_older_geometries"].run(con)
     return q["delete_older_elements"].run(con).fetchone()[0]

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from skyscript_db import captions, queries
 from skyscript_db.config import Options, RewriteConfig
+from skyscript_db.db import registered
 from skyscript_db.errors import ConfigError
 from skyscript_db.etl.chat import Answer, ChatClient, RequestFailed
 from skyscript_db.etl.stage import Context, StageResult, fingerprint, transaction
@@ -145,12 +146,9 @@ def _flush(ctx: Context, config: RewriteConfig, out: _Outcomes) -> None:
         "attempts": pa.array([e.attempts for _, e in out.failures], pa.int32()),
     })
     with transaction(con):
-        con.register("rewrite_batch", answers)
-        con.register("rewrite_failures", failures)
-        q["insert"].run(con, model=config.model)
-        q["insert_errors"].run(con, model=config.model)
-        con.unregister("rewrite_batch")
-        con.unregister("rewrite_failures")
+        with registered(con, rewrite_batch=answers, rewrite_failures=failures):
+            q["insert"].run(con, model=config.model)
+            q["insert_errors"].run(con, model=config.model)
     out.rewritten += len(out.answers)
     out.failed += len(out.failures)
     out.answers.clear()

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from skyscript_db import queries
 from skyscript_db.config import Options
+from skyscript_db.db import registered
 from skyscript_db.errors import LabelError
 from skyscript_db.etl import tag_cache
 from skyscript_db.etl import tag_classifier as classifier
@@ -77,11 +78,8 @@ class TagVisibilityStage:
         with transaction(ctx.con) as con:
             q["keep_labels"].run(con)
             q["keep_rules"].run(con)
-            con.register("tag_predictions", predictions)
-            try:
+            with registered(con, tag_predictions=predictions):
                 q["tag_visibility"].run(con, model_id=model_id)
-            finally:
-                con.unregister("tag_predictions")
             summary = q["summary"].row(con)
         log.info("%s: %s", STAGE, ", ".join(f"{k} {v:,}" for k, v in summary.items()))
         return StageResult(summary["rows_in"], summary["rows_out"], info=summary | timings)
@@ -127,9 +125,8 @@ def prepare(con: duckdb.DuckDBPyConnection, encoder: TextEncoder,
     for start in range(0, len(pending), EMBED_BATCH):
         texts = pending[start:start + EMBED_BATCH]
         batch = pa.table({"text": texts, "embedding": vector_lists(encoder.encode(texts))})
-        con.register("text_embedding_batch", batch)
-        q["insert_embeddings"].run(con, encoder_id=cache_id)
-        con.unregister("text_embedding_batch")
+        with registered(con, text_embedding_batch=batch):
+            q["insert_embeddings"].run(con, encoder_id=cache_id)
         if on_progress:
             on_progress(start + len(texts), len(pending))
     if use_cache:

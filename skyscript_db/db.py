@@ -4,8 +4,11 @@ say where a database keeps its files (`Paths`)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -107,3 +110,17 @@ def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the database has a (non-temporary) table called `name`."""
     return bool(queries.load("stage_runs.sql")["has_table"].run(con, name=name).fetchone()[0])
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, **tables: Any
+               ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`tables` (Arrow tables and the like) visible to SQL on `con` under their names for the
+    block, and gone after it, also when it fails."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield con
+    finally:
+        for name in tables:
+            con.unregister(name)

@@ -227,7 +227,11 @@ def _build_geometries(con: duckdb.DuckDBPyConnection, number: int, location_inde
     libosmium assembles meanwhile in a thread: DuckDB lets go of the GIL while a statement
     runs, and libosmium reads and assembles in C++."""
     q = queries.load(SQL)
-    with tempfile.TemporaryDirectory(prefix="skyscript-relations-") as folder, \
+    # Beside the database, where DuckDB spills too: a planet's file is tens of GB, and /tmp is
+    # often small or in memory.
+    database = q["database_path"].row(con)["path"]
+    with tempfile.TemporaryDirectory(prefix=".skyscript-relations-",
+                                     dir=Path(database).parent if database else None) as folder, \
             ThreadPoolExecutor(1) as pool:
         relations = Path(folder) / "relations.opl"
         q["area_file"].run(con, path=str(relations))

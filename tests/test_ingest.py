@@ -240,6 +240,27 @@ def test_a_bad_memory_limit_is_a_clear_error(tmp_path):
     assert not (tmp_path / "x.duckdb").exists()
 
 
+def test_the_multipolygons_file_is_written_beside_the_database_then_removed(tmp_path,
+                                                                            monkeypatch):
+    """Not in /tmp, which is often small or in memory: a planet's file is tens of GB."""
+    from skyscript_db.etl import osm
+
+    seen = []
+    assemble = osm.relation_areas
+
+    def recorded(path, **options):
+        seen.append((Path(path), Path(path).stat().st_size))
+        return assemble(path, **options)
+
+    monkeypatch.setattr(osm, "relation_areas", recorded)
+    db = tmp_path / "here" / "x.duckdb"
+    db.parent.mkdir()
+    skyscript_db.build(shared_extract(HELSINKI), db, only="ingest")
+    [(path, size)] = seen
+    assert path.parent.parent == db.parent and size > 100_000
+    assert not path.exists() and [f.name for f in db.parent.iterdir()] == ["x.duckdb"]
+
+
 def test_relation_areas_assembled_from_the_small_file_equal_those_of_the_whole_extract(
         helsinki_db):
     """Ingest hands libosmium an OPL file of the multipolygons, their member ways and nodes,

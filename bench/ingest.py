@@ -37,7 +37,7 @@ con = skyscript_db.connect(sys.argv[2])
 t = time.perf_counter()
 # as the pipeline runs it: the reading before the stage's transaction, the writing inside
 files = [Source(sys.argv[1], Path(sys.argv[1]))]
-stage_files(con, files, IngestConfig(), DEFAULT_LOCATION_INDEX)
+stage_files(con, files, IngestConfig(), DEFAULT_LOCATION_INDEX, scratch=Path(sys.argv[2]).parent)
 with transaction(con):
     result = write(con, files, IngestConfig(), DEFAULT_LOCATION_INDEX)
 seconds = time.perf_counter() - t

@@ -93,7 +93,8 @@ class IngestStage:
         found = sources(options, ctx.progress("download"))
         for source in found:
             check_pbf(source.path)
-        stage_files(ctx.con, found, options.ingest, self.location_index, ctx.progress(STAGE))
+        stage_files(ctx.con, found, options.ingest, self.location_index, ctx.progress(STAGE),
+                    scratch=ctx.paths.root)
 
     def run(self, ctx: Context, options: Options) -> StageResult:
         found = sources(options, ctx.progress("download"))
@@ -117,12 +118,15 @@ def selection(config: IngestConfig) -> dict[str, Any]:
 
 
 def stage_files(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestConfig,
-                location_index: str, on_progress: ProgressCallback | None = None) -> None:
+                location_index: str, on_progress: ProgressCallback | None = None,
+                scratch: Path | None = None) -> None:
     """Per file, tags, nodes and ways through DuckDB's ST_ReadOSM and relation areas through
     pyosmium, kept by the clip and the tag filter; then the newest version of each element,
     classified by sql/00_ingest.sql. Writes temp tables only (ingest_classified, and what was
     read in ingest_read): DuckDB scans what a transaction wrote several times slower, so this
-    runs before the stage's transaction. `on_progress(done, total)` counts the steps."""
+    runs before the stage's transaction. `on_progress(done, total)` counts the steps. Temporary
+    files go to `scratch` (the database's folder, where DuckDB spills too; None: the system's):
+    a planet's multipolygons make tens of GB, and /tmp is often small or in memory."""
     q = queries.load(SQL)
     clip = clip_area(config.clip) if config.clip else None
     where = asdict(clip) if clip else {"wkt": None, "west": 0, "south": 0, "east": 0, "north": 0}
@@ -145,7 +149,8 @@ def stage_files(con: duckdb.DuckDBPyConnection, files: list[Source], config: Ing
     try:
         for number, source in enumerate(files):
             with _timed(timings, "read_s"):
-                counts = _read_file(con, number, source, area, rules, location_index, step)
+                counts = _read_file(con, number, source, area, rules, location_index, scratch,
+                                    step)
             for key in read_counts:
                 read_counts[key] += counts[key]
     finally:
@@ -187,7 +192,8 @@ _FILE_STEPS = 4
 
 
 def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area: dict[str, Any],
-               rules: list, location_index: str, step: Callable[[], None]) -> dict[str, int]:
+               rules: list, location_index: str, scratch: Path | None,
+               step: Callable[[], None]) -> dict[str, int]:
     """One file's kept elements and geometries into the staging tables; returns its counts."""
     q = queries.load(SQL)
     with _input_errors(source.path):
@@ -202,7 +208,7 @@ def _read_file(con: duckdb.DuckDBPyConnection, number: int, source: Source, area
     q["area_relations"].run(con, file=number)
     counts["clipped_ways_relations"] = _clip_ways(con, number, area) if area["clip"] else 0
     step()
-    areas = _build_geometries(con, number, location_index)
+    areas = _build_geometries(con, number, location_index, scratch)
     step()
     q["drop_way_inputs"].run(con)
     with registered(con, relation_areas=areas):
@@ -221,17 +227,13 @@ def _clip_ways(con: duckdb.DuckDBPyConnection, number: int, area: dict[str, Any]
     return dropped
 
 
-def _build_geometries(con: duckdb.DuckDBPyConnection, number: int, location_index: str
-                      ) -> pa.Table:
+def _build_geometries(con: duckdb.DuckDBPyConnection, number: int, location_index: str,
+                      scratch: Path | None) -> pa.Table:
     """One file's way geometries into ingest_geometries; returns its relation areas, which
     libosmium assembles meanwhile in a thread: DuckDB lets go of the GIL while a statement
     runs, and libosmium reads and assembles in C++."""
     q = queries.load(SQL)
-    # Beside the database, where DuckDB spills too: a planet's file is tens of GB, and /tmp is
-    # often small or in memory.
-    database = q["database_path"].row(con)["path"]
-    with tempfile.TemporaryDirectory(prefix=".skyscript-relations-",
-                                     dir=Path(database).parent if database else None) as folder, \
+    with tempfile.TemporaryDirectory(prefix=".skyscript-relations-", dir=scratch) as folder, \
             ThreadPoolExecutor(1) as pool:
         relations = Path(folder) / "relations.opl"
         q["area_file"].run(con, path=str(relations))

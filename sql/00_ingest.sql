@@ -183,10 +183,6 @@ where osm_id not in (
         and max(b.north) >= $south and min(b.south) <= $north
 );
 
--- name: database_path
--- The database file (null when in memory).
-select path from duckdb_databases() where database_name = current_database();
-
 -- name: area_file
 -- Those multipolygons as an OPL file ($path) for libosmium: their member ways' nodes, the ways,
 -- then the relations, each in id order as OSM files keep them. Only what the assembly reads:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from skyscript_db import queries
 from skyscript_db.config import IngestConfig, Options
-from skyscript_db.db import registered
+from skyscript_db.db import has_table, registered
 from skyscript_db.errors import InputError
 from skyscript_db.etl import build_info, download, osm
 from skyscript_db.etl.selection import clip_area, tag_rules
@@ -173,6 +173,8 @@ def write(con: duckdb.DuckDBPyConnection, files: list[Source], config: IngestCon
     read_counts = json.loads(q["read"].row(con)["read"])
     timings = {k: read_counts.pop(k) for k in ("read_s", "assemble_s")}
     with _timed(timings, "write_s"):
+        if has_table(con, "osm_tags"):
+            q["drop_tags_table"].run(con)
         for name in ("objects", "tags", "rejects", "area_rules"):
             q[name].run(con)
     counts = q["counts"].row(con)

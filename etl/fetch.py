@@ -37,10 +37,7 @@ from skyscript_db.db import has_table, registered
 from skyscript_db.errors import NoCoverage, SourceUnavailable
 from skyscript_db.etl import cluster, register
 from skyscript_db.etl.imagery.base import Fetched, ImageRequest, RetryPolicy, Source
-from skyscript_db.etl.imagery.gee import GeeSource
-from skyscript_db.etl.imagery.local import LocalSource
 from skyscript_db.etl.imagery.render import Feature, RenderSource
-from skyscript_db.etl.imagery.stac import StacSource
 from skyscript_db.etl.stage import Context, ProgressCallback, StageResult, fingerprint
 
 log = logging.getLogger(__name__)
@@ -233,6 +230,12 @@ def _batches(con: duckdb.DuckDBPyConnection,
 
 
 def _sources(con: duckdb.DuckDBPyConnection, config: FetchConfig) -> dict[str, Source]:
+    # imported here, not at the top: rasterio and the STAC and Earth Engine clients take 0.15 s
+    # to import, which every command (an ingest, a query) would pay
+    from skyscript_db.etl.imagery.gee import GeeSource
+    from skyscript_db.etl.imagery.local import LocalSource
+    from skyscript_db.etl.imagery.stac import StacSource
+
     register.create_tables(con)  # a database registered by an older version: its columns
     sources: dict[str, Source] = {}
     for row in queries.load(SQL)["sources"].dicts(con):

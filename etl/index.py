@@ -17,7 +17,6 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import faiss
 import numpy as np
 
 from skyscript_db import queries
@@ -63,6 +62,8 @@ class IndexStage:
         out.mkdir(parents=True, exist_ok=True)
         manifest: dict[str, Any] = {"model_id": model_id, "checksum": checksum(con, model_id),
                                     "n": len(ids), "config": asdict(config), "indexes": {}}
+        import faiss  # here, not at the top: 0.03 s that every command would pay
+
         for column, kind in enumerate(KINDS, start=1):
             vectors = np.array([r[column] for r in rows], dtype=np.float32)
             index, nprobe = make_index(vectors, ids, config)
@@ -80,6 +81,8 @@ class IndexStage:
 
 def make_index(vectors: np.ndarray, ids: np.ndarray, config: IndexConfig) -> tuple[Any, int]:
     """Exact for small collections; IVF with nprobe tuned to the recall target above that."""
+    import faiss
+
     n, dim = vectors.shape
     if n < config.exact_below:
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -101,6 +104,8 @@ def tune_nprobe(index: Any, vectors: np.ndarray, ids: np.ndarray, config: IndexC
                 k: int = 10, sample: int = 200) -> int:
     """The smallest power-of-two nprobe whose recall@k on `sample` data vectors (as queries)
     against exact search reaches the target."""
+    import faiss
+
     rng = np.random.default_rng(config.seed + 1)
     queries_ = vectors[rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)]
     exact = faiss.IndexFlatIP(vectors.shape[1])

@@ -233,15 +233,17 @@ def _build_geometries(con: duckdb.DuckDBPyConnection, number: int, location_inde
                       scratch: Path | None) -> pa.Table:
     """One file's way geometries into ingest_geometries; returns its relation areas, which
     libosmium assembles meanwhile in a thread: DuckDB lets go of the GIL while a statement
-    runs, and libosmium reads and assembles in C++."""
+    runs, and libosmium reads and assembles in C++ (holding the GIL: the thread starts just
+    before the long statement, which it would otherwise hold up)."""
     q = queries.load(SQL)
     with tempfile.TemporaryDirectory(prefix=".skyscript-relations-", dir=scratch) as folder, \
             ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: None)  # a thread started later runs ahead of the statement
         relations = Path(folder) / "relations.opl"
         q["area_file"].run(con, path=str(relations))
+        parts = q["way_parts"].row(con, file=number)["parts"]
         assembled = pool.submit(lambda: pa.Table.from_batches(
             osm.relation_areas(relations, location_index=location_index), schema=osm.AREA_SCHEMA))
-        parts = q["way_parts"].row(con, file=number)["parts"]
         for part in range(parts):
             q["way_lines"].run(con, file=number, part=part, parts=parts)
             q["way_geometries"].run(con, file=number)

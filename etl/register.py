@@ -10,18 +10,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from skyscript_db import queries
 from skyscript_db.db import has_table
 from skyscript_db.errors import ConfigError, InputError
-from skyscript_db.etl.imagery.stac import gdal_options
-from skyscript_db.etl.imagery.stac_items import (DEFAULT_SORTBY, modifier_function, search_items,
-                                                 sort_fields, window)
-from skyscript_db.etl.rasters import RasterInfo, read_raster_info
 from skyscript_db.etl.stage import transaction
+
+if TYPE_CHECKING:
+    from skyscript_db.etl.rasters import RasterInfo
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +28,10 @@ log = logging.getLogger(__name__)
 def add_imagery(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path],
                 code: str | None = None, rgb_bands: list[int] | None = None) -> list[RasterInfo]:
     """Register rasters as local collections."""
+    # imported here, as in add_stac: rasterio takes 0.1 s to import, which every command using
+    # this module (fetch, build) would pay
+    from skyscript_db.etl.rasters import read_raster_info
+
     if code is not None and len(paths) != 1:
         raise InputError("--code names one raster; give one path with it")
     infos = [read_raster_info(p, code, rgb_bands) for p in paths]  # read all before writing
@@ -50,6 +53,10 @@ def add_stac(con: duckdb.DuckDBPyConnection, url: str, code: str, gsd_m: float,
     and `max_cloud` filter the items a request may use, `sortby` orders them, `modifier` signs
     them, `options` are GDAL options for reading them and `stretch` the values mapped to 0-255
     (StacSource)."""
+    from skyscript_db.etl.imagery.stac import gdal_options
+    from skyscript_db.etl.imagery.stac_items import (DEFAULT_SORTBY, modifier_function,
+                                                     search_items, sort_fields, window)
+
     if len(assets) not in (1, 3):
         raise InputError(f"{url}: give one asset holding RGB bands or three single-band assets")
     try:

@@ -9,7 +9,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -233,21 +233,30 @@ def _build_geometries(con: duckdb.DuckDBPyConnection, number: int, location_inde
                       scratch: Path | None) -> pa.Table:
     """One file's way geometries into ingest_geometries; returns its relation areas, which
     libosmium assembles meanwhile in a thread: DuckDB lets go of the GIL while a statement
-    runs, and libosmium reads and assembles in C++ (holding the GIL: the thread starts just
-    before the long statement, which it would otherwise hold up)."""
+    runs, and libosmium reads and assembles in C++."""
     q = queries.load(SQL)
     with tempfile.TemporaryDirectory(prefix=".skyscript-relations-", dir=scratch) as folder, \
             ThreadPoolExecutor(1) as pool:
         pool.submit(lambda: None)  # a thread started later runs ahead of the statement
         relations = Path(folder) / "relations.opl"
-        q["area_file"].run(con, path=str(relations))
         parts = q["way_parts"].row(con, file=number)["parts"]
-        assembled = pool.submit(lambda: pa.Table.from_batches(
-            osm.relation_areas(relations, location_index=location_index), schema=osm.AREA_SCHEMA))
+        assembled = None
         for part in range(parts):
-            q["way_lines"].run(con, file=number, part=part, parts=parts)
+            q["way_nodes"].run(con, file=number, part=part, parts=parts)
+            # pyosmium holds the GIL while it reads: started right before the long statement,
+            # not before a short one whose return it would hold up
+            assembled = assembled or _assemble_areas(con, pool, relations, location_index)
+            q["way_lines"].run(con)
             q["way_geometries"].run(con, file=number)
         return assembled.result()
+
+
+def _assemble_areas(con: duckdb.DuckDBPyConnection, pool: ThreadPoolExecutor, relations: Path,
+                    location_index: str) -> Future[pa.Table]:
+    """The multipolygons written to `relations`, assembled by libosmium in `pool`."""
+    queries.load(SQL)["area_file"].run(con, path=str(relations))
+    return pool.submit(lambda: pa.Table.from_batches(
+        osm.relation_areas(relations, location_index=location_index), schema=osm.AREA_SCHEMA))
 
 
 def _box(area: dict[str, Any]) -> dict[str, float]:

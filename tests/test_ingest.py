@@ -224,7 +224,8 @@ def test_ways_built_in_parts_equal_ways_built_at_once():
         for parts in (1, 3):
             con.execute("delete from ingest_geometries")
             for part in range(parts):
-                q["way_lines"].run(con, file=0, part=part, parts=parts)
+                q["way_nodes"].run(con, file=0, part=part, parts=parts)
+                q["way_lines"].run(con)
                 q["way_geometries"].run(con, file=0)
             built.append(con.execute(digest).fetchone())
         parts_now = q["way_parts"].row(con, file=0)["parts"]

@@ -237,7 +237,9 @@ def _build_geometries(con: duckdb.DuckDBPyConnection, number: int, location_inde
     q = queries.load(SQL)
     with tempfile.TemporaryDirectory(prefix=".skyscript-relations-", dir=scratch) as folder, \
             ThreadPoolExecutor(1) as pool:
-        pool.submit(lambda: None)  # a thread started later runs ahead of the statement
+        # the thread starts now: one started by the submit below would take the GIL (the
+        # submit waits for it to start) and run before the statement that it should overlap
+        pool.submit(lambda: None)
         relations = Path(folder) / "relations.opl"
         parts = q["way_parts"].row(con, file=number)["parts"]
         assembled = None

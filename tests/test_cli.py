@@ -55,7 +55,8 @@ def test_sql_formats(town_built, tmp_path):
 def test_info_lists_build_and_tables(town_built):
     result = runner.invoke(app, ["info", "--db", str(town_built)])
     assert result.exit_code == 0
-    for word in ("source_sha256", "attribution", "osm_objects", "osm_rejects", "ingest"):
+    for word in ("source_sha256", "attribution", "osm_objects", "osm_rejects", "osm_tags",
+                 "ingest"):
         assert word in result.output
 
 

@@ -89,7 +89,7 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def info(db: DbOption = DEFAULT_DB) -> None:
-    """Show build_info, the stage log and every table's row count."""
+    """Show build_info, the stage log, every table's row count and the views."""
     with connect(db, read_only=True) as con:
         if not has_table(con, "build_info"):
             raise DatabaseError(f"{db}: no build_info table; build it with `skyscript-db build`")
@@ -99,6 +99,8 @@ def info(db: DbOption = DEFAULT_DB) -> None:
                        "from stage_runs order by finished_at"),
             ("tables", "select table_name, estimated_size as rows from duckdb_tables() "
                        "where not temporary order by table_name"),
+            ("views", "select view_name from duckdb_views() where not internal "
+                      "and not temporary order by view_name"),
         ):
             print_table(title, con.sql(query))
 

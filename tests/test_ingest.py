@@ -157,6 +157,24 @@ def test_ingest_twice_gives_same_tables(tmp_path):
     assert second["stage_runs"][0] == first["stage_runs"][0] + 1
 
 
+def test_an_older_databases_tags_table_becomes_the_view(tmp_path, helsinki_db):
+    """Databases built before osm_tags became a view over osm_objects hold it as a table: the
+    next ingest replaces it, with the same rows."""
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(helsinki_db, db)
+    before = digests(db)
+    with skyscript_db.connect(db) as con:
+        con.execute("create table old_tags as select * from osm_tags")
+        con.execute("drop view osm_tags")
+        con.execute("alter table old_tags rename to osm_tags")
+    skyscript_db.build(HELSINKI, db, only="ingest")
+    with skyscript_db.connect(db, read_only=True) as con:
+        kinds = con.execute("select table_type from information_schema.tables "
+                            "where table_name = 'osm_tags'").fetchall()
+    assert kinds == [("VIEW",)]
+    assert digests(db)["osm_tags"] == before["osm_tags"]
+
+
 @pytest.mark.parametrize("damage", ["missing", "not_pbf", "truncated", "directory"])
 def test_bad_input_names_file_and_leaves_database_unchanged(tmp_path, helsinki_db, damage):
     db = tmp_path / "copy.duckdb"

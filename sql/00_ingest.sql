@@ -197,7 +197,9 @@ copy (
     ),
     lines as (
         select 0 as part, id,
-            'n' || id || ' x' || printf('%.7f', x / 1e7) || ' y' || printf('%.7f', y / 1e7) as line
+            -- decimals print their seven digits faster than printf does
+            'n' || id || ' x' || (x / 1e7)::decimal(18, 7) || ' y' || (y / 1e7)::decimal(18, 7)
+                as line
         from ingest_nodes
         where id in (select unnest(refs) from ways)
         union all

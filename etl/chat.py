@@ -8,10 +8,12 @@ import email.utils
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-
-import httpx
+from typing import TYPE_CHECKING
 
 from skyscript_db.errors import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_WAIT_S = 120.0  # the longest Retry-After honoured
 # The endpoint or the key is wrong: every request would fail the same way, so the run stops.
@@ -44,6 +46,8 @@ class ChatClient:
     backoff_s: float = 1.0
 
     def __post_init__(self) -> None:
+        import httpx  # here, not at the top: every command would pay its import
+
         base = self.endpoint.rstrip("/")
         self.url = base if base.endswith("/chat/completions") else base + "/chat/completions"
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -53,6 +57,8 @@ class ChatClient:
         self._http.close()
 
     def complete(self, prompt: str) -> Answer:
+        import httpx
+
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
                 "max_tokens": self.max_tokens, "temperature": 0}
         problem = ""

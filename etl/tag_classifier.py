@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
 
 if TYPE_CHECKING:  # scikit-learn loads on first training, keeping `import skyscript_db` fast
@@ -63,12 +62,16 @@ class TagModel:
         }
 
     def to_bytes(self) -> bytes:
+        import joblib  # here, as below: every command would pay its import
+
         buffer = io.BytesIO()
         joblib.dump(self, buffer)
         return buffer.getvalue()
 
     @staticmethod
     def from_bytes(blob: bytes) -> TagModel:
+        import joblib
+
         return joblib.load(io.BytesIO(blob))
 
 

@@ -1,6 +1,7 @@
 """Ingest scale curve: `skyscript-db ingest` beside `osmium export -f pg` on 1, 2, 4 and 8 shifted
 copies of the eleven extracts (bench/copies.py), alternated, each a whole process timed from start
-to exit (our process start, about 1.5 s of imports, is in every figure; osmium's is too).
+to exit (our process start, about 1 s of imports and extension loading, is in every figure;
+osmium's is too).
 
 Peak RSS is the largest process of each command's tree (os.wait4: the command and the children
 it waited for). The ×8 file is also ingested with

@@ -500,19 +500,14 @@ select
     (select count(*) from osm_rejects) as rejects;
 
 -- name: drop_staging
+-- The staging tables left after every file (drop_way_inputs dropped each file's way inputs).
 drop table if exists ingest_elements;
-drop table if exists ingest_nodes;
-drop table if exists ingest_way_nodes;
-drop table if exists ingest_way_lines;
 drop table if exists ingest_geometries;
 drop table if exists ingest_area_rules;
 drop table if exists ingest_classified;
 drop table if exists ingest_tag_rules;
 drop table if exists ingest_versions;
 drop table if exists ingest_older;
-drop table if exists ingest_member_ways;
-drop table if exists ingest_area_relations;
-drop table if exists ingest_way_boxes;
 drop table if exists ingest_read;
 
 -- name: clip_area

@@ -241,6 +241,7 @@ def _build_geometries(con: duckdb.DuckDBPyConnection, number: int, location_inde
         # submit waits for it to start) and run before the statement that it should overlap
         pool.submit(lambda: None)
         relations = Path(folder) / "relations.opl"
+        q["area_ways"].run(con, file=number)
         parts = q["way_parts"].row(con, file=number)["parts"]
         assembled = None
         for part in range(parts):

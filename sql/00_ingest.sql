@@ -133,8 +133,10 @@ select key, rule, coalesce(string_split(values, ';'), []) as values
 from read_csv($path, header = true, columns = {'key': 'varchar', 'rule': 'varchar', 'values': 'varchar'});
 
 -- name: create_geometries
+-- At most one row per element: its geometry as its kind wants it (a polygon, or a line), or
+-- the error that left it without one.
 create or replace temp table ingest_geometries (
-    file integer, osm_type varchar, osm_id bigint, source varchar, geom geometry, valid boolean,
+    file integer, osm_type varchar, osm_id bigint, kind varchar, geom geometry, valid boolean,
     error varchar
 );
 
@@ -213,6 +215,21 @@ copy (
     select line from lines order by part, id
 ) to $path (format csv, header false, quote '', escape '', delimiter '\t');
 
+-- name: area_ways
+-- One file's closed ways that are areas by the tag rules: they get a polygon, other ways a line.
+create or replace temp table ingest_area_ways as
+with closed_way_tags as (
+    select osm_id, unnest(map_keys(tags)) as key, unnest(map_values(tags)) as value
+    from ingest_elements
+    where file = $file and osm_type = 'way' and is_closed and tags['area'] is distinct from 'no'
+)
+select distinct t.osm_id
+from closed_way_tags as t
+join ingest_area_rules as r on r.key = t.key
+where r.rule = 'all'
+    or (r.rule = 'only' and list_contains(r.values, t.value))
+    or (r.rule = 'except' and not list_contains(r.values, t.value));
+
 -- name: way_parts
 -- Ways are built in as many parts as DuckDB's memory limit asks for: a part's aggregation holds
 -- about 200 bytes per node reference and gets half the limit (one part unless a limit is set
@@ -244,7 +261,11 @@ from refs, memory;
 -- first: DuckDB cannot fold a bound parameter, and hashing every id costs about 0.3 s on
 -- 600 K ways.)
 create or replace temp table ingest_way_nodes as
-select osm_id, is_closed, unnest(refs) as ref, generate_subscripts(refs, 1) as pos
+select
+    osm_id,
+    osm_id in (select osm_id from ingest_area_ways) as is_area,
+    unnest(refs) as ref,
+    generate_subscripts(refs, 1) as pos
 from ingest_elements
 where file = $file and osm_type = 'way' and ($parts = 1 or hash(osm_id) % $parts = $part);
 
@@ -259,7 +280,7 @@ create or replace temp table ingest_way_lines as
 with located as (
     select
         w.osm_id,
-        any_value(w.is_closed) as is_closed,
+        any_value(w.is_area) as is_area,
         count(*) - count(n.id) as missing,
         list_sort(list({'pos': w.pos, 'x': n.x, 'y': n.y})) as nodes
     from ingest_way_nodes as w
@@ -268,7 +289,7 @@ with located as (
 )
 select
     osm_id,
-    is_closed,
+    is_area,
     missing,
     -- libosmium's rule: a point equal to the one before it is dropped
     if(missing = 0 and len(nodes) >= 2,
@@ -278,21 +299,21 @@ select
 from located;
 
 -- name: way_geometries
--- Those ways' lines, and for closed ways also the polygon each bounds (which of the two a way
--- keeps is a tag rule, see classify); a way with no line, the reason.
+-- Those ways' geometries: a polygon for an area way (null if its ring has fewer than four
+-- points), a line for the others; a way with no line, the reason.
 insert into ingest_geometries
 with
 lines as (select *, st_npoints(geom) as n from ingest_way_lines),
 areas as (
-    select osm_id, st_makepolygon(geom) as geom
+    select osm_id, if(n >= 4, st_makepolygon(geom), null) as geom
     from lines
-    where is_closed and n >= 4
+    where is_area and n >= 2
 )
-select $file, 'way', osm_id, 'line', geom, true, null from lines where n >= 2
+select $file, 'way', osm_id, 'line', geom, true, null from lines where not is_area and n >= 2
 union all
-select $file, 'way', osm_id, 'area', geom, st_isvalid(geom), null from areas
+select $file, 'way', osm_id, 'polygon', geom, st_isvalid(geom), null from areas
 union all
-select $file, 'way', osm_id, 'line', null, null,
+select $file, 'way', osm_id, if(is_area, 'polygon', 'line'), null, null,
     if(missing > 0, 'invalid location', 'need at least two points for linestring')
 from lines
 where missing > 0 or coalesce(n, 0) < 2;
@@ -304,6 +325,7 @@ drop table if exists ingest_way_lines;
 drop table if exists ingest_member_ways;
 drop table if exists ingest_area_relations;
 drop table if exists ingest_way_boxes;
+drop table if exists ingest_area_ways;
 
 -- name: load_geometries
 -- One file's relation areas from libosmium. Parsing and validity checks run here, on DuckDB's
@@ -316,7 +338,7 @@ select
     $file,
     'relation',
     osm_id,
-    'area',
+    'polygon',
     -- A polygon of one part is stored as POLYGON, several as MULTIPOLYGON.
     if(st_numgeometries(geom) = 1, st_dump(geom)[1].geom, geom) as geom,
     st_isvalid(geom) as valid,
@@ -373,54 +395,21 @@ where g.file = o.file and g.osm_type = o.osm_type and g.osm_id = o.osm_id;
 -- Every element with its kind and geometry (a node: the point where it is), or why it has none.
 create or replace temp table ingest_classified as
 with
-elements as (select * from ingest_elements),
-geometries as (select * from ingest_geometries),
-rules as (select * from ingest_area_rules),
-closed_way_tags as (
-    select osm_id, unnest(map_keys(tags)) as key, unnest(map_values(tags)) as value
-    from elements
-    where osm_type = 'way' and is_closed and tags['area'] is distinct from 'no'
-),
-area_ways as (
-    select distinct 'way' as osm_type, t.osm_id
-    from closed_way_tags as t
-    join rules as r on r.key = t.key
-    where r.rule = 'all'
-        or (r.rule = 'only' and list_contains(r.values, t.value))
-        or (r.rule = 'except' and not list_contains(r.values, t.value))
-),
-kinds as (
-    select
-        e.*,
-        case
-            when e.osm_type = 'way' and a.osm_id is not null then 'polygon'
-            when e.osm_type = 'way' then 'line'
-            when e.tags['type'] in ('multipolygon', 'boundary') then 'polygon'
-        end as kind
-    from elements as e
-    left join area_ways as a on a.osm_type = e.osm_type and a.osm_id = e.osm_id
-    where e.osm_type <> 'node'
-),
-errors as (
-    select osm_type, osm_id, min(error) as error
-    from geometries
-    where error is not null
-    group by all
-),
 built as (
     select
-        k.osm_type,
-        k.osm_id,
-        k.kind,
-        k.tags,
+        e.osm_type,
+        e.osm_id,
+        case
+            when e.osm_type = 'way' then coalesce(g.kind, 'line')  -- a way with no node: a line
+            when e.tags['type'] in ('multipolygon', 'boundary') then 'polygon'
+        end as kind,
+        e.tags,
         g.geom,
         g.valid,
-        err.error
-    from kinds as k
-    left join geometries as g
-        on g.osm_type = k.osm_type and g.osm_id = k.osm_id and g.error is null
-        and g.source = if(k.kind = 'line', 'line', 'area')
-    left join errors as err on err.osm_type = k.osm_type and err.osm_id = k.osm_id
+        g.error
+    from ingest_elements as e
+    left join ingest_geometries as g on g.osm_type = e.osm_type and g.osm_id = e.osm_id
+    where e.osm_type <> 'node'
 ),
 final as (
     select
@@ -442,7 +431,7 @@ final as (
 select * from final
 union all
 select osm_type, osm_id, 'point', tags, st_point(lon, lat), null
-from elements
+from ingest_elements
 where osm_type = 'node';
 
 -- name: clip_objects

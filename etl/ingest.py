@@ -223,6 +223,7 @@ def _clip_ways(con: duckdb.DuckDBPyConnection, number: int, area: dict[str, Any]
     """The ways and multipolygons whose bounding box misses the clip's go; returns how many
     ways."""
     q = queries.load(SQL)
+    q["clip_node_blocks"].run(con)
     q["clip_way_boxes"].run(con, file=number)
     dropped = q["clip_ways"].run(con, file=number, **_box(area)).fetchone()[0]
     q["clip_relations"].run(con, **_box(area))

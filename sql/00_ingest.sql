@@ -140,25 +140,40 @@ create or replace temp table ingest_geometries (
     error varchar
 );
 
+-- name: clip_node_blocks
+-- With a clip: the bounding box of each block of 256 consecutive node ids. Nodes numbered
+-- together were mostly mapped together, so a block's box is small.
+create or replace temp table ingest_node_blocks as
+select id >> 8 as block, min(x) as west, max(x) as east, min(y) as south, max(y) as north
+from ingest_nodes
+group by block;
+
 -- name: clip_way_boxes
--- With a clip: the bounding box of each of one file's ways, tagged or a multipolygon's member,
--- from its nodes' coordinates (a way with no node located gets none). One join for both.
+-- With a clip: a box holding each of one file's ways, tagged or a multipolygon's member: the
+-- union of the boxes of its nodes' blocks. It may be larger than the way's own box, never
+-- smaller (the exact test comes later), and costs less: a way's nodes fall in few blocks, and
+-- the blocks' table is small beside the nodes' (0.4 s with clip_node_blocks instead of 0.6 on
+-- eight copies of the eleven extracts). One join for both kinds of way.
 create or replace temp table ingest_way_boxes as
-with ways as (
+with
+ways as (
     select osm_id as id, refs from ingest_elements where file = $file and osm_type = 'way'
     union all
     select id, refs from ingest_member_ways
     where id not in (select osm_id from ingest_elements where file = $file and osm_type = 'way')
+),
+way_blocks as (
+    select id, unnest(list_distinct(list_transform(refs, r -> r >> 8))) as block from ways
 )
-select w.id, min(n.x) / 1e7 as west, max(n.x) / 1e7 as east, min(n.y) / 1e7 as south,
-    max(n.y) / 1e7 as north
-from (select id, unnest(refs) as ref from ways) as w
-join ingest_nodes as n on n.id = w.ref
+select w.id, min(b.west) / 1e7 as west, max(b.east) / 1e7 as east, min(b.south) / 1e7 as south,
+    max(b.north) / 1e7 as north
+from way_blocks as w
+join ingest_node_blocks as b using (block)
 group by w.id;
 
 -- name: clip_ways
--- With a clip: one file's ways whose bounding box misses the clip's go before their geometries
--- are built. Returns how many.
+-- With a clip: one file's ways whose box misses the clip's go before their geometries are
+-- built. Returns how many.
 delete from ingest_elements as e
 where e.file = $file and e.osm_type = 'way'
     and e.osm_id not in (
@@ -325,6 +340,7 @@ drop table if exists ingest_way_lines;
 drop table if exists ingest_member_ways;
 drop table if exists ingest_area_relations;
 drop table if exists ingest_way_boxes;
+drop table if exists ingest_node_blocks;
 drop table if exists ingest_area_ways;
 
 -- name: load_geometries

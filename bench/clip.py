@@ -99,15 +99,16 @@ def main() -> None:
           for name, s, kept in rows),
         "",
         "The clipped ingest reads the file twice in DuckDB, as the full ingest does (the tagged "
-        "elements with every way, then every node's coordinates), and joins the ways' node "
-        "lists to the coordinates once, for every way's bounding box; only "
+        "elements with every way, then every node's coordinates), and gives every way a box "
+        "that holds it: the union of the boxes of its nodes' id blocks (256 consecutive ids, "
+        "mostly mapped together); only "
         "the ways and multipolygons whose box meets the clip get a geometry, libosmium "
         "assembling those multipolygons from a small file of their own. The reading row is "
         "the floor of any ingest through DuckDB: the same process start (imports, the spatial "
         "extension) and one pass over every element; the CLI's own start "
         "(its imports) adds about 0.25 s to the ingest rows. Beyond the floor, the clip pays "
-        "the second pass (every node's coordinates) and the join: a way may cross the box "
-        "with none of its nodes inside, so every way needs its box. osmium's count is larger: "
+        "the second pass (every node's coordinates) and the ways' boxes: a way may cross the "
+        "box with none of its nodes inside, so every way needs one. osmium's count is larger: "
         "`extract -b` keeps whole every way and relation with a node in the box, and its "
         "ingest keeps them all; the clip keeps what intersects.",
         "",

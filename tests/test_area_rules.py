@@ -37,6 +37,12 @@ def inline_db(tmp_path_factory):
     # A multipolygon of two outer squares (untagged member ways) and a route relation.
     nodes |= square(1000, 25.0, 61.0) | square(1010, 25.01, 61.0)
     ways += [(30, ring(1000), {}), (31, ring(1010), {})]
+    # Closed ways whose ring is three points once a repeated one goes (nodes 501 and 502 stand
+    # in one place), and an area whose node is missing from the file.
+    nodes |= {500: (26.0, 62.0), 501: (26.001, 62.0), 502: (26.001, 62.0)}
+    ways += [(50, [500, 501, 502, 500], {"building": "yes"}),
+             (51, [500, 501, 502, 500], {"highway": "footway"}),
+             (52, [500, 501, 9999, 500], {"building": "yes"})]
     relations = [
         (40, [("w", 30, "outer"), ("w", 31, "outer")], {"type": "multipolygon", "landuse": "forest"}),
         (41, [("w", 20, "")], {"type": "route", "route": "hiking"}),
@@ -75,3 +81,14 @@ def test_nodes_and_relations(inline_db):
     assert rejects == {41: "relation type=route has no area geometry",
                        42: "area assembly failed: broken or incomplete rings"}
     assert area == pytest.approx(2 * 0.001 * 0.001)
+
+
+def test_ways_with_too_few_points_or_a_missing_node(inline_db):
+    """An area whose ring has fewer than four points fails as an area; the same ring as a line
+    is a line; a missing node leaves a way without any geometry."""
+    with skyscript_db.connect(inline_db, read_only=True) as con:
+        rejects = dict(con.execute(
+            "select osm_id, reason from osm_rejects where osm_type = 'way'").fetchall())
+    assert rejects == {50: "area assembly failed: broken or incomplete rings",
+                       52: "no geometry: invalid location"}
+    assert kinds(inline_db, "way")[51] == "line:LINESTRING"

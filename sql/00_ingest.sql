@@ -276,11 +276,7 @@ from refs, memory;
 -- first: DuckDB cannot fold a bound parameter, and hashing every id costs about 0.3 s on
 -- 600 K ways.)
 create or replace temp table ingest_way_nodes as
-select
-    osm_id,
-    osm_id in (select osm_id from ingest_area_ways) as is_area,
-    unnest(refs) as ref,
-    generate_subscripts(refs, 1) as pos
+select osm_id, unnest(refs) as ref, generate_subscripts(refs, 1) as pos
 from ingest_elements
 where file = $file and osm_type = 'way' and ($parts = 1 or hash(osm_id) % $parts = $part);
 
@@ -295,7 +291,6 @@ create or replace temp table ingest_way_lines as
 with located as (
     select
         w.osm_id,
-        any_value(w.is_area) as is_area,
         count(*) - count(n.id) as missing,
         list_sort(list({'pos': w.pos, 'x': n.x, 'y': n.y})) as nodes
     from ingest_way_nodes as w
@@ -304,7 +299,6 @@ with located as (
 )
 select
     osm_id,
-    is_area,
     missing,
     -- libosmium's rule: a point equal to the one before it is dropped
     if(missing = 0 and len(nodes) >= 2,
@@ -318,7 +312,10 @@ from located;
 -- points), a line for the others; a way with no line, the reason.
 insert into ingest_geometries
 with
-lines as (select *, st_npoints(geom) as n from ingest_way_lines),
+lines as (
+    select *, st_npoints(geom) as n, osm_id in (select osm_id from ingest_area_ways) as is_area
+    from ingest_way_lines
+),
 areas as (
     select osm_id, if(n >= 4, st_makepolygon(geom), null) as geom
     from lines

@@ -27,7 +27,8 @@ from skyscript_db.etl.pipeline import build
 
 from common import ELEVEN, SMALL, parser, report_path  # bench/common.py
 
-SHARED = ("seen_objects", "caption_boxes", "caption_hits", "caption_input", "tag_phrases")
+SHARED = ("seen_objects", "caption_boxes", "caption_hits", "caption_slots", "caption_input",
+          "tag_phrases")
 RULE = ("in_order", "load_renames", "load_styles", "captions")
 NATURAL = ("lang_rank", "check_language", "load_language", "load_presets", "load_preset_tags",
            "load_fields", "load_field_options", "object_presets", "natural_objects",
@@ -55,7 +56,8 @@ def figures(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
     return con.execute("""
         select
             count(*) as pairs,
-            (select count(*) from caption_object_presets where rank = 0) as centres_named,
+            (select count(*) from caption_slots join caption_object_presets using (object_id)
+             where rank = 0) as centres_named,
             count(distinct title) as rule_titles,
             count(distinct title_natural) as natural_titles,
             count(distinct title_multi_objects) as rule_multi,
@@ -73,7 +75,8 @@ def examples(con: duckdb.DuckDBPyConnection) -> list[tuple]:
         with named as (
             select c.*, p.preset_id
             from captions as c
-            left join caption_object_presets as p on p.pair_id = c.pair_id and p.rank = 0
+            left join caption_slots as s on s.pair_id = c.pair_id and s.rank = 0
+            left join caption_object_presets as p using (object_id)
         ),
         spread as (
             select *, count(*) over (partition by preset_id) as n

@@ -62,7 +62,7 @@ METHOD: tuple[Stage, ...] = (
     SqlStage("captions", captions.SQL_FILE, ("image_requests",), captions.SEEDS,
              ("max_surrounding", "caption_language", "caption_max_chars"),
              before_transaction=("seen_objects", "caption_boxes", "caption_hits",
-                                 "caption_input")),
+                                 "caption_slots", "caption_input")),
 )
 FETCH: tuple[Stage, ...] = (FetchStage(),)
 EMBED: tuple[Stage, ...] = (EmbedStage(), IndexStage())

@@ -38,7 +38,8 @@ SEEDS = {
     "labels_parquet": "id_presets/field_labels.parquet",
     "options_parquet": "id_presets/field_options.parquet",
 }
-# The sections that turn caption_input into captions (the stage's others read the database).
+# The sections that turn caption_slots and caption_input into captions (the stage's others read
+# the database).
 FROM_INPUT = ("in_order", "load_renames", "load_styles", "lang_rank", "check_language",
               "load_language", "load_presets", "load_preset_tags", "load_fields",
               "load_field_options", "tag_phrases", "captions", "object_presets", "natural_objects",
@@ -67,17 +68,20 @@ def caption(center_tags: Tags, surrounding: Iterable[Tags] = (), *, kind: str = 
     """
     if not center_tags:
         raise InputError("center_tags is empty: an object with no visible tag is not described")
-    rows = [(0, rank, pos, key, value, kind, float(rank), 0.0)
-            for rank, tags in enumerate([center_tags, *surrounding])
-            for pos, (key, value) in enumerate(tags.items(), start=1)]
+    objects = [center_tags, *surrounding]
+    slots = [(0, rank, rank, float(rank)) for rank in range(len(objects))]
+    tags = [(rank, pos, key, value, kind, 0.0) for rank, object_tags in enumerate(objects)
+            for pos, (key, value) in enumerate(object_tags.items(), start=1)]
     params = {name: queries.seed_path(seed) for name, seed in SEEDS.items()}
     params |= {"caption_language": language, "caption_max_chars": max_chars}
     sections = queries.load(SQL_FILE)
     with duckdb.connect() as con:
-        con.execute("create temp table caption_input (pair_id bigint, rank integer, "
-                    "tag_pos integer, key varchar, value varchar, kind varchar, dist double, "
-                    "size double)")
-        con.executemany("insert into caption_input values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute("create temp table caption_slots (pair_id bigint, rank bigint, "
+                    "object_id bigint, dist double)")
+        con.execute("create temp table caption_input (object_id bigint, tag_pos bigint, "
+                    "key varchar, value varchar, kind varchar, size double)")
+        con.executemany("insert into caption_slots values (?, ?, ?, ?)", slots)
+        con.executemany("insert into caption_input values (?, ?, ?, ?, ?, ?)", tags)
         for name in FROM_INPUT:
             query = sections[name]
             query.run(con, **{p: params[p] for p in query.params})

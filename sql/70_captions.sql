@@ -24,9 +24,10 @@
 --   - surrounding objects are said by name only, identical names once with their count ("Scrub
 --     ×5"), nearest first (then largest), as many as fit in $caption_max_chars.
 --   caption_languages.csv gives the connecting words per language ('*': punctuation only).
--- The caption sections read temp table caption_input(pair_id, rank, tag_pos, key, value, kind,
--- dist, size) (rank 0 = centre), so skyscript_db.caption() runs the very same SQL on tags given
--- in Python.
+-- The caption sections read two temp tables, so skyscript_db.caption() runs the very same SQL on
+-- tags given in Python: caption_slots(pair_id, rank, object_id, dist), each image's objects (rank
+-- 0 = centre), and caption_input(object_id, tag_pos, key, value, kind, size), their visible tags.
+-- An object in many images at one GSD is one object_id: its words are made once.
 
 -- name: in_order
 -- The texts of a list of structs (..., text), sorted by the fields before text (nulls last).
@@ -218,12 +219,13 @@ join caption_seen as o using (osm_type, osm_id)
 join image_requests as r on r.pair_id = h.pair_id
 where not h.sure and st_intersects(st_makeenvelope(r.west, r.south, r.east, r.north), o.geom);
 
--- name: caption_input
-create or replace temp table caption_input as
+-- name: caption_slots
+-- Each image's centre (rank 0) and its $max_surrounding nearest objects, each numbered as the
+-- object seen at the image's GSD. caption_hits holds only objects within reach of the nearest:
+-- a window over them is cheap.
+create or replace temp table caption_slots as
 with
-visible as (select key, value, max_gsd_m from tag_visibility where visible),
 around as (
-    -- caption_hits holds only objects within reach of the nearest: a window over them is cheap
     select
         pair_id,
         osm_type,
@@ -235,17 +237,23 @@ around as (
     where not (osm_type = centre_type and osm_id = centre_id)  -- all visible at gsd_m
     qualify rank <= $max_surrounding
 ),
-objects as (
-    select pair_id, osm_type, osm_id, gsd_m, 0 as rank, 0.0 as dist from image_requests
+slots as (
+    select pair_id, 0 as rank, osm_type, osm_id, gsd_m, 0.0 as dist from image_requests
     union all
-    select pair_id, osm_type, osm_id, gsd_m, rank, dist from around
-),
+    select pair_id, rank, osm_type, osm_id, gsd_m, dist from around
+)
+select *, dense_rank() over (order by osm_type, osm_id, gsd_m) as object_id
+from slots;
+
+-- name: caption_input
+create or replace temp table caption_input as
+with
+visible as (select key, value, max_gsd_m from tag_visibility where visible),
+objects as (select distinct object_id, osm_type, osm_id, gsd_m from caption_slots),
 tags as (
     select
-        x.pair_id,
-        x.rank,
+        x.object_id,
         x.gsd_m,
-        x.dist,
         o.kind,
         st_area(o.geom) as size,
         unnest(map_keys(o.tags)) as key,
@@ -254,23 +262,21 @@ tags as (
     from objects as x
     join osm_objects as o using (osm_type, osm_id)
 )
-select t.pair_id, t.rank, t.tag_pos, t.key, t.value, t.kind, t.dist, t.size
+select t.object_id, t.tag_pos, t.key, t.value, t.kind, t.size
 from tags as t
 join visible as v using (key, value)
 where v.max_gsd_m >= t.gsd_m
-order by t.pair_id, t.rank, t.tag_pos;
+order by t.object_id, t.tag_pos;
 
 -- name: tag_phrases
 -- The paper's phrase of every visible tag.
 create or replace temp table caption_tag_phrases as
 select
-    i.pair_id,
-    i.rank,
+    i.object_id,
     i.tag_pos,
     i.key,
     i.value,
     s.primary_rank,
-    i.dist,
     i.size,
     coalesce(kr.text, replace(replace(i.key, '_', ' '), ':', ' ')) as key_text,
     coalesce(vr.text, replace(replace(i.value, '_', ' '), ':', ' ')) as value_text,
@@ -288,10 +294,10 @@ left join caption_renames as vr on vr.key = i.key and vr.value = i.value;
 create or replace table captions as
 with
 object_phrases as (
-    select pair_id, rank, in_order(list({'rank': primary_rank, 'pos': tag_pos, 'text': phrase}))
+    select object_id, in_order(list({'rank': primary_rank, 'pos': tag_pos, 'text': phrase}))
         as phrases
     from caption_tag_phrases
-    group by pair_id, rank
+    group by object_id
 ),
 objects as (
     select
@@ -302,15 +308,16 @@ objects as (
 ),
 final as (
     select
-        pair_id,
-        array_to_string(any_value(phrases) filter (where rank = 0), ', ') as title,
-        any_value(described) filter (where rank = 0)
+        s.pair_id,
+        array_to_string(any_value(o.phrases) filter (where s.rank = 0), ', ') as title,
+        any_value(o.described) filter (where s.rank = 0)
             || coalesce(', surrounded by ' || array_to_string(in_order(
-                list({'rank': rank, 'text': described}) filter (where rank > 0)), '; '), '')
-            as title_multi_objects
-    from objects
-    group by pair_id
-    having count(*) filter (where rank = 0) = 1
+                list({'rank': s.rank, 'text': o.described}) filter (where s.rank > 0)), '; '),
+                '') as title_multi_objects
+    from caption_slots as s
+    join objects as o using (object_id)
+    group by s.pair_id
+    having count(*) filter (where s.rank = 0) = 1
 )
 select * from final
 order by pair_id;
@@ -321,19 +328,18 @@ create or replace temp table caption_object_presets as
 with
 matches as (
     -- two equality joins, not one join with an OR (which DuckDB runs on the key alone)
-    select i.pair_id, i.rank, i.kind, i.value, t.preset_id, t.value as preset_value, t.required
+    select i.object_id, i.kind, i.value, t.preset_id, t.value as preset_value, t.required
     from caption_input as i
     join caption_preset_tags as t on t.key = i.key and t.value = i.value
     union all
-    select i.pair_id, i.rank, i.kind, i.value, t.preset_id, t.value, t.required
+    select i.object_id, i.kind, i.value, t.preset_id, t.value, t.required
     from caption_input as i
     join caption_preset_tags as t on t.key = i.key and t.value = '*'
     where t.required and i.value <> '*'
 ),
 hits as (
     select
-        pair_id,
-        rank,
+        object_id,
         kind,
         preset_id,
         count(*) filter (where required) as n_hit,
@@ -345,8 +351,7 @@ hits as (
 ),
 best as (
     select
-        h.pair_id,
-        h.rank,
+        h.object_id,
         -- the highest score, then the most tags, then the first id
         arg_min({'preset_id': p.preset_id, 'name': p.name},
                 {'score': -h.weight * p.match_score, 'n_tags': -p.n_tags, 'id': p.preset_id})
@@ -357,9 +362,9 @@ best as (
         and (list_contains(p.geometry, h.kind)
              or h.kind = 'polygon' and list_contains(p.geometry, 'area')
              or h.kind = 'point' and list_contains(p.geometry, 'vertex'))
-    group by h.pair_id, h.rank
+    group by h.object_id
 )
-select pair_id, rank, preset.preset_id, preset.name
+select object_id, preset.preset_id, preset.name
 from best;
 
 -- name: natural_objects
@@ -370,24 +375,21 @@ with
 lang as (select * from caption_language),
 said as (
     select
-        p.pair_id,
-        p.rank,
+        p.object_id,
         p.tag_pos,
         p.primary_rank,
         p.phrase,
-        p.dist,
         p.size,
         o.name as preset_name,
         exists (select 1 from caption_preset_tags as t
                 where t.preset_id = o.preset_id and t.key = p.key
                     and (t.required or t.value = p.value)) as in_preset
     from caption_tag_phrases as p
-    left join caption_object_presets as o using (pair_id, rank)
+    left join caption_object_presets as o using (object_id)
 ),
 field_phrases as (
     select
-        i.pair_id,
-        i.rank,
+        i.object_id,
         i.tag_pos,
         if(l.lowercase::boolean, lower(f.label), f.label) as field_text,
         coalesce(if(l.lowercase::boolean, lower(v.label), v.label), replace(i.value, '_', ' '))
@@ -406,8 +408,7 @@ field_phrases as (
 ),
 attributes as (
     select
-        s.pair_id,
-        s.rank,
+        s.object_id,
         any_value(s.preset_name) as preset_name,
         in_order(list({'rank': s.primary_rank, 'pos': s.tag_pos, 'text': s.phrase}))[1]
             as first_phrase,
@@ -415,30 +416,25 @@ attributes as (
         in_order(list({'rank': s.primary_rank, 'pos': s.tag_pos,
                        'text': coalesce(f.phrase, s.phrase)}) filter (where not s.in_preset))
             as unsaid,
-        any_value(s.dist) as dist,
         any_value(s.size) as size
     from said as s
-    left join field_phrases as f using (pair_id, rank, tag_pos)
-    group by s.pair_id, s.rank
+    left join field_phrases as f using (object_id, tag_pos)
+    group by s.object_id
 ),
 parts as (
     select
-        pair_id,
-        rank,
+        object_id,
         coalesce(preset_name, first_phrase) as head,
         list_filter(if(preset_name is null, unsaid[2:], unsaid), text -> text <> '') as rest,
-        dist,
         size
     from attributes
 )
 select
-    p.pair_id,
-    p.rank,
+    p.object_id,
     p.head,
     if(len(p.rest) > 0,
        replace(replace(l.described, '{head}', p.head), '{rest}', array_to_string(p.rest, ', ')),
        p.head) as described,
-    p.dist,
     p.size
 from parts as p
 cross join caption_language as l;
@@ -447,42 +443,48 @@ cross join caption_language as l;
 create or replace table captions as
 with
 around as (
-    -- identical names said once, with their count, nearest (then largest) first
-    select pair_id, head, count(*) as n, min(dist) as dist, max(size) as size
-    from caption_natural_objects
-    where rank > 0
-    group by pair_id, head
+    select s.pair_id, o.head, count(*) as n, min(s.dist) as dist, max(o.size) as size
+    from caption_slots as s
+    join caption_natural_objects as o using (object_id)
+    where s.rank > 0
+    group by s.pair_id, o.head
 ),
-counted as (select *, head || if(n > 1, ' ×' || n, '') as text from around),
-said as (
-    -- characters used up to and including each name, with its '; '
+names as (
+    -- identical names said once, with their count, nearest (then largest) first
     select
-        *,
-        sum(length(text) + 2) over (partition by pair_id order by dist, size desc, head
-                                    rows unbounded preceding) as used
-    from counted
+        pair_id,
+        in_order(list({'dist': dist, 'size': -size, 'head': head,
+                       'text': head || if(n > 1, ' ×' || n, '')})) as names
+    from around
+    group by pair_id
 ),
 centre as (
-    select o.pair_id, o.described, replace(replace(l.surrounded, '{centre}', o.described),
+    select s.pair_id, o.described, replace(replace(l.surrounded, '{centre}', o.described),
                                            '{around}', '') as words
-    from caption_natural_objects as o
+    from caption_slots as s
+    join caption_natural_objects as o using (object_id)
     cross join caption_language as l
-    where o.rank = 0
+    where s.rank = 0
 ),
 fitting as (
-    -- the whole caption within the cap: centre, connecting words, names and their '; '
-    select s.pair_id, string_agg(s.text, '; ' order by s.dist, s.size desc, s.head) as names
-    from said as s
-    join centre as c using (pair_id)
-    where length(c.words) + s.used - 2 <= $caption_max_chars
-    group by s.pair_id
+    -- the names that fit, with the centre, the connecting words and each name's '; ', within
+    -- the cap: a prefix, as every name adds characters
+    select
+        c.pair_id,
+        list_filter(n.names, (name, i) -> length(c.words) - 2 + list_sum(
+            list_transform(n.names[:i], said -> length(said) + 2)) <= $caption_max_chars)
+            as names
+    from centre as c
+    join names as n using (pair_id)
 ),
 spoken as (
     select
         c.pair_id,
         c.described as title_natural,
-        coalesce(replace(replace(l.surrounded, '{centre}', c.described), '{around}', f.names),
-                 c.described) as title_multi_objects_natural
+        if(len(f.names) > 0,
+           replace(replace(l.surrounded, '{centre}', c.described), '{around}',
+                   array_to_string(f.names, '; ')),
+           c.described) as title_multi_objects_natural
     from centre as c
     cross join caption_language as l
     left join fitting as f using (pair_id)
@@ -508,4 +510,5 @@ select
     (select count(distinct title) from captions) as distinct_titles,
     (select count(distinct title_multi_objects) from captions) as distinct_multi,
     (select count(distinct title_multi_objects_natural) from captions) as distinct_multi_natural,
-    (select count(*) from caption_object_presets where rank = 0) as centres_with_preset;
+    (select count(*) from caption_slots join caption_object_presets using (object_id)
+     where rank = 0) as centres_with_preset;

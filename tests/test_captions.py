@@ -9,7 +9,7 @@ import pytest
 import skyscript_db
 from skyscript_db.errors import InputError
 
-from conftest import HELSINKI
+from conftest import HELSINKI, run_stage
 
 PAPER_EXAMPLES = [
     ({"landuse": "quarry", "resource": "bauxite"}, [],
@@ -167,3 +167,48 @@ def test_surrounding_objects_capped(helsinki_db, tmp_path):
             " from captions where title_multi_objects like '%surrounded by%'").fetchone()[0]
     assert most == 2
 
+
+
+def test_an_object_at_two_gsds_is_said_with_the_tags_each_shows(helsinki_built, tmp_path):
+    """An object's words are made once per GSD: the same centre requested again at a coarser
+    GSD loses the tags not visible there, and the first request keeps them."""
+    db = tmp_path / "gsd.duckdb"
+    shutil.copy(helsinki_built, db)
+    with skyscript_db.connect(db) as con:
+        # a centre whose visible tags reach different GSDs; coarse: the largest of them
+        pair, coarse = con.execute("""
+            select r.pair_id, max(v.max_gsd_m)
+            from image_requests as r
+            join osm_tags as t using (osm_type, osm_id)
+            join tag_visibility as v using (key, value)
+            where v.visible and v.max_gsd_m >= r.gsd_m
+            group by r.pair_id
+            having count(distinct v.max_gsd_m) > 1
+            order by r.pair_id
+            limit 1""").fetchone()
+        coarse_pair = con.execute("select max(pair_id) + 1 from image_requests").fetchone()[0]
+        con.execute("insert into image_requests select * replace (? as pair_id, ? as gsd_m) "
+                    "from image_requests where pair_id = ?", [coarse_pair, coarse, pair])
+        before = con.execute("select title from captions where pair_id = ?", [pair]).fetchone()
+        kind, keys, values = con.execute("""
+            with tags as (
+                select
+                    o.kind,
+                    unnest(map_keys(o.tags)) as key,
+                    unnest(map_values(o.tags)) as value,
+                    generate_subscripts(map_keys(o.tags), 1) as pos
+                from image_requests as r
+                join osm_objects as o using (osm_type, osm_id)
+                where r.pair_id = ?
+            )
+            select any_value(kind), list(key order by pos), list(value order by pos)
+            from tags
+            join tag_visibility as v using (key, value)
+            where v.visible and v.max_gsd_m >= ?""", [pair, coarse]).fetchone()
+    run_stage(db, "captions")
+    with skyscript_db.connect(db, read_only=True) as con:
+        titles = dict(con.execute("select pair_id, title from captions where pair_id in (?, ?)",
+                                  [pair, coarse_pair]).fetchall())
+    assert titles[pair] == before[0]
+    assert titles[coarse_pair] == skyscript_db.caption(dict(zip(keys, values)), kind=kind).title
+    assert titles[coarse_pair] != titles[pair]

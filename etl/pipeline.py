@@ -141,7 +141,9 @@ def run(db: str | Path, options: Options, names: Sequence[str], *, only: str | N
             set_memory_limit(scratch, options.memory_limit)
     paths.db.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, StageResult] = {}
-    with connect(paths.db, memory_limit=options.memory_limit) as con:
+    # A caller drawing progress (on_progress) gets no second bar from DuckDB beside its own.
+    with connect(paths.db, memory_limit=options.memory_limit,
+                 progress_bar=on_progress is None) as con:
         ctx = Context(con, paths, models, on_progress)
         if not options.pbf:
             recorded = tuple(s["file"] for s in recorded_sources(con))

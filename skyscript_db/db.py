@@ -55,9 +55,12 @@ def cache_folder(kind: str) -> Path:
 
 
 def connect(path: str | Path | None = None, read_only: bool = False,
-            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+            memory_limit: str | None = None, progress_bar: bool = True
+            ) -> duckdb.DuckDBPyConnection:
     """Open the database at `path` (in memory when None) with the spatial extension loaded;
-    `memory_limit` is DuckDB's setting (e.g. '512MB'), beyond which it spills to disk.
+    `memory_limit` is DuckDB's setting (e.g. '512MB'), beyond which it spills to disk;
+    `progress_bar=False` keeps DuckDB from drawing its own bar (on a terminal, for statements
+    over 2 s), for callers that draw progress themselves.
 
     The extension comes from the `duckdb-extension-spatial` wheel; automatic installs from the
     network are switched off, so a broken install fails here with a message naming the fix.
@@ -67,6 +70,8 @@ def connect(path: str | Path | None = None, read_only: bool = False,
     config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     con = duckdb.connect(":memory:" if path is None else str(path), read_only=read_only,
                          config=config)
+    if not progress_bar:
+        con.execute("set enable_progress_bar = false")  # a connection's own setting
     if memory_limit is not None:
         try:
             set_memory_limit(con, memory_limit)

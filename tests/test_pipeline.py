@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import skyscript_db
+from skyscript_db.config import Options
 from skyscript_db.db import Paths
 from skyscript_db.errors import ConfigError, DatabaseError, InputError
 from skyscript_db.etl import pipeline
@@ -88,6 +90,32 @@ def test_bad_stage_names_and_missing_upstream_are_clear_errors(town_pbf, tmp_pat
     skyscript_db.build(town_pbf, tmp_path / "x.duckdb", only="ingest")
     with pytest.raises(DatabaseError, match="stage image_requests has not run"):
         skyscript_db.build(town_pbf, tmp_path / "x.duckdb", only="fetch_images")
+
+
+@pytest.mark.parametrize("caller_draws", [True, False])
+def test_duckdb_draws_its_own_bar_only_when_the_caller_draws_none(town_pbf, tmp_path, monkeypatch,
+                                                                   caller_draws):
+    """DuckDB draws a bar on a terminal for statements over 2 s; beside the bar of a library
+    caller's on_progress (tqdm, say) it would draw a second one."""
+    open_duckdb = duckdb.connect
+
+    def on_a_terminal(*args, **kwargs):  # under pytest, DuckDB's connections draw no bar
+        con = open_duckdb(*args, **kwargs)
+        con.execute("set enable_progress_bar = true")
+        return con
+
+    settings = []
+
+    def connect(*args, **kwargs):
+        con = skyscript_db.connect(*args, **kwargs)
+        settings.append(con.execute("select current_setting('enable_progress_bar')").fetchone()[0])
+        return con
+
+    monkeypatch.setattr(duckdb, "connect", on_a_terminal)
+    monkeypatch.setattr(pipeline, "connect", connect)
+    pipeline.run(tmp_path / "x.duckdb", Options(pbf=(str(town_pbf),)), ["ingest"],
+                 on_progress=(lambda stage, done, total: None) if caller_draws else None)
+    assert settings == [not caller_draws]
 
 
 def test_build_without_a_pbf_reuses_the_ingested_one(town_built, tmp_path):

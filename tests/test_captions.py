@@ -168,7 +168,6 @@ def test_surrounding_objects_capped(helsinki_db, tmp_path):
     assert most == 2
 
 
-
 def test_an_object_at_two_gsds_is_said_with_the_tags_each_shows(helsinki_built, tmp_path):
     """An object's words are made once per GSD: the same centre requested again at a coarser
     GSD loses the tags not visible there, and the first request keeps them."""
